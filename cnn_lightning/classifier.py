@@ -1,0 +1,136 @@
+"""The training logic shared by every architecture: the book's ``train_ch6`` as one LightningModule."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from cnn_lightning.errors import InputSizeError
+
+
+def output_shape(module: nn.Module, input_shape: tuple[int, ...]) -> torch.Size:
+    """Shape ``module`` produces for ``input_shape``, computed on the meta device (no memory, no FLOPs)."""
+    meta = {name: t.to("meta") for name, t in [*module.named_parameters(), *module.named_buffers()]}
+    with torch.no_grad():
+        return torch.func.functional_call(module, meta, (torch.empty(input_shape, device="meta"),)).shape
+
+
+def flat_features(features: nn.Module, *, in_channels: int, input_size: int) -> int:
+    """Number of features ``features`` hands to the classifier head for one ``input_size`` image."""
+    return output_shape(features, (1, in_channels, input_size, input_size)).numel()
+
+
+class Classifier(L.LightningModule):
+    """Image classifier trained like D2L's ``train_ch6``: cross-entropy, plain SGD, Xavier-uniform init.
+
+    Subclasses implement :meth:`build_network` from ``self.hparams``; ``input_size`` is the image side the
+    network is built for and the data module resizes to it.
+
+    Args:
+        lr: SGD learning rate.
+        momentum: SGD momentum (the book uses none).
+        weight_decay: L2 penalty (the book uses none).
+        input_size: image side length the network is built for.
+        num_classes: output classes.
+        in_channels: image channels.
+        channels_last: run convolutions in NHWC memory format.
+    """
+
+    def __init__(
+        self,
+        lr: float = 0.1,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        input_size: int = 28,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.input_size = input_size
+        self.net = self.build_network()
+        self._check_input_size()
+        self.init_weights()
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.example_input_array = torch.zeros(1, in_channels, input_size, input_size)
+        # FLOPs of one training step, read by ThroughputMonitor for FLOPs/s and MFU; measured at fit start.
+        self.flops_per_batch: int | None = None
+        self.train_acc, self.val_acc, self.test_acc = (
+            MulticlassAccuracy(num_classes=num_classes, average="micro") for _ in range(3)
+        )
+
+    def build_network(self) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} must implement build_network()")
+
+    def _check_input_size(self) -> None:
+        hp = self.hparams
+        try:
+            shape = output_shape(self.net, (2, hp.in_channels, self.input_size, self.input_size))
+        except RuntimeError as error:
+            raise InputSizeError(
+                f"{type(self).__name__} cannot take {self.input_size}x{self.input_size} images: "
+                f"{str(error).splitlines()[0]}. Use its book size {self.book_input_size()} "
+                "(--model.init_args.input_size)."
+            ) from None
+        if tuple(shape) != (2, hp.num_classes):
+            raise InputSizeError(
+                f"{type(self).__name__} at {self.input_size}x{self.input_size} gives outputs of shape "
+                f"{tuple(shape)[1:]}, not ({hp.num_classes},). Use its book size {self.book_input_size()}."
+            )
+
+    @classmethod
+    def book_input_size(cls) -> int:
+        """The image side the book trains this architecture at."""
+        return inspect.signature(cls.__init__).parameters["input_size"].default
+
+    def init_weights(self) -> None:
+        """Xavier-uniform on every convolution and linear weight, exactly as the book's ``init_weights``."""
+        for module in self.net.modules():
+            if type(module) in (nn.Linear, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.net(images)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        self.train_acc(logits, labels)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        return loss
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        images, labels = batch
+        logits = self(images)
+        metric = getattr(self, f"{stage}_acc")
+        metric(logits, labels)
+        size = len(labels)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), prog_bar=True, batch_size=size, sync_dist=True)
+        self.log(f"{stage}/acc", metric, prog_bar=True, batch_size=size)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        probabilities = self(images).softmax(dim=1)
+        return {"prediction": probabilities.argmax(dim=1), "probability": probabilities, "label": labels}
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)

@@ -1,0 +1,124 @@
+"""DenseNet (Huang et al. 2017) as in D2L §8.7, with optional memory-efficient dense layers (Pleiss et al. 2017)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from cnn_lightning.classifier import Classifier
+from cnn_lightning.models.resnet import stem
+
+
+class DenseLayer(nn.Sequential):
+    """The book's ``conv_block``: batch norm, ReLU, 3×3 convolution producing ``growth_rate`` channels."""
+
+    def __init__(self, *, in_channels: int, growth_rate: int) -> None:
+        super().__init__(nn.BatchNorm2d(in_channels), nn.ReLU(), nn.Conv2d(in_channels, growth_rate, 3, padding=1))
+
+
+class DenseBlock(nn.Module):
+    """Dense layers, each fed the concatenation of the block input and every earlier layer's output.
+
+    With ``memory_efficient`` each layer's concat → BN → ReLU → conv is recomputed in the backward pass
+    (``torch.utils.checkpoint``) instead of storing the concatenation and its normalized copy, which makes
+    feature-map memory linear rather than quadratic in depth. Outputs and gradients are unchanged, and the
+    batch-norm running statistics are updated once per step, as without recomputation.
+    """
+
+    def __init__(self, *, num_convs: int, in_channels: int, growth_rate: int, memory_efficient: bool = False) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            *(DenseLayer(in_channels=in_channels + i * growth_rate, growth_rate=growth_rate) for i in range(num_convs))
+        )
+        self.memory_efficient = memory_efficient
+        self.out_channels = in_channels + num_convs * growth_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.net:
+            if self.memory_efficient and torch.is_grad_enabled():
+                features.append(_checkpointed(layer, features))
+            else:
+                features.append(layer(torch.cat(features, dim=1)))
+        return torch.cat(features, dim=1)
+
+
+def _checkpointed(layer: DenseLayer, features: list[torch.Tensor]) -> torch.Tensor:
+    norm, relu, conv = layer
+    calls = 0
+
+    def concat_layer(*tensors: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        x = torch.cat(tensors, dim=1)
+        if calls > 1 and norm.training:
+            # Recomputation: the same batch statistics, without a second update of the running averages.
+            x = F.batch_norm(x, None, None, norm.weight, norm.bias, training=True, eps=norm.eps)
+            return conv(relu(x))
+        return layer(x)
+
+    return checkpoint(concat_layer, *features, use_reentrant=False)
+
+
+class TransitionBlock(nn.Sequential):
+    """Batch norm, ReLU, 1×1 convolution to ``out_channels`` and 2×2 average pooling halving the resolution."""
+
+    def __init__(self, *, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.BatchNorm2d(in_channels),
+            nn.ReLU(),
+            nn.Conv2d(in_channels, out_channels, kernel_size=1),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+        )
+
+
+class DenseNet(Classifier):
+    """The book's DenseNet: ResNet stem, dense blocks with transitions halving channels, BN-ReLU,
+    adaptive max-pool (as the book's code has it) and fc.
+
+    Args:
+        growth_rate: channels each dense layer adds.
+        convs_per_block: dense layers in each block.
+        memory_efficient: recompute dense layers in backward (checkpointing) to save memory.
+    """
+
+    def __init__(
+        self,
+        *,
+        lr: float = 0.1,
+        input_size: int = 96,
+        growth_rate: int = 32,
+        convs_per_block: tuple[int, ...] = (4, 4, 4, 4),
+        memory_efficient: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(lr=lr, input_size=input_size, **kwargs)
+
+    def build_network(self) -> nn.Module:
+        hp = self.hparams
+        blocks: list[nn.Module] = [stem(hp.in_channels)]
+        channels = 64
+        for index, num_convs in enumerate(hp.convs_per_block):
+            block = DenseBlock(
+                num_convs=num_convs,
+                in_channels=channels,
+                growth_rate=hp.growth_rate,
+                memory_efficient=hp.memory_efficient,
+            )
+            blocks.append(block)
+            channels = block.out_channels
+            if index != len(hp.convs_per_block) - 1:
+                blocks.append(TransitionBlock(in_channels=channels, out_channels=channels // 2))
+                channels //= 2
+        return nn.Sequential(
+            *blocks,
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            nn.AdaptiveMaxPool2d((1, 1)),
+            nn.Flatten(),
+            nn.Linear(channels, hp.num_classes),
+        )

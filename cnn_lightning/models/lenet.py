@@ -1,0 +1,71 @@
+"""LeNet-5 (LeCun et al. 1998) as in D2L §7.6, and with batch normalization (Ioffe & Szegedy 2015) as in §8.5."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from cnn_lightning.classifier import Classifier, flat_features
+
+
+class LeNet(Classifier):
+    """The book's LeNet: two 5×5 convolutions with sigmoid and average pooling, then fc 120-84-10 with sigmoid."""
+
+    def __init__(self, *, lr: float = 0.9, input_size: int = 28, **kwargs: Any) -> None:
+        super().__init__(lr=lr, input_size=input_size, **kwargs)
+
+    def build_network(self) -> nn.Module:
+        features = nn.Sequential(
+            nn.Conv2d(self.hparams.in_channels, 6, kernel_size=5, padding=2),
+            nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Flatten(),
+        )
+        flat = flat_features(features, in_channels=self.hparams.in_channels, input_size=self.input_size)
+        return nn.Sequential(
+            *features,
+            nn.Linear(flat, 120),
+            nn.Sigmoid(),
+            nn.Linear(120, 84),
+            nn.Sigmoid(),
+            nn.Linear(84, self.hparams.num_classes),
+        )
+
+
+class LeNetBN(Classifier):
+    """The book's LeNet with batch norm: first convolution unpadded, BN after each convolution and hidden fc."""
+
+    def __init__(self, *, lr: float = 1.0, input_size: int = 28, **kwargs: Any) -> None:
+        super().__init__(lr=lr, input_size=input_size, **kwargs)
+
+    def batch_norm(self, num_features: int, *, dims: int) -> nn.Module:
+        """The normalization layer; a hook for the from-scratch variant."""
+        return nn.BatchNorm2d(num_features) if dims == 4 else nn.BatchNorm1d(num_features)
+
+    def build_network(self) -> nn.Module:
+        features = nn.Sequential(
+            nn.Conv2d(self.hparams.in_channels, 6, kernel_size=5),
+            self.batch_norm(6, dims=4),
+            nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            self.batch_norm(16, dims=4),
+            nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Flatten(),
+        )
+        flat = flat_features(features, in_channels=self.hparams.in_channels, input_size=self.input_size)
+        return nn.Sequential(
+            *features,
+            nn.Linear(flat, 120),
+            self.batch_norm(120, dims=2),
+            nn.Sigmoid(),
+            nn.Linear(120, 84),
+            self.batch_norm(84, dims=2),
+            nn.Sigmoid(),
+            nn.Linear(84, self.hparams.num_classes),
+        )

@@ -1,0 +1,72 @@
+"""ResNet-18 (He et al. 2016) as in D2L §8.6."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnn_lightning.classifier import Classifier
+
+
+class Residual(nn.Module):
+    """Two 3×3 conv-BN layers plus the identity, or a 1×1 convolution when shape or stride changes."""
+
+    def __init__(self, *, in_channels: int, out_channels: int, use_1x1conv: bool = False, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, stride=stride)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride) if use_1x1conv else None
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        if self.conv3 is not None:
+            x = self.conv3(x)
+        return F.relu(y + x)
+
+
+def resnet_stage(
+    *, in_channels: int, out_channels: int, num_residuals: int, first_stage: bool = False
+) -> nn.Sequential:
+    """Residual blocks of one resolution; all but the first stage halve it and change width in block one."""
+    blocks = []
+    for index in range(num_residuals):
+        if index == 0 and not first_stage:
+            blocks.append(Residual(in_channels=in_channels, out_channels=out_channels, use_1x1conv=True, stride=2))
+        else:
+            blocks.append(Residual(in_channels=out_channels, out_channels=out_channels))
+    return nn.Sequential(*blocks)
+
+
+def stem(in_channels: int) -> nn.Sequential:
+    """7×7/2 convolution, batch norm, ReLU and 3×3/2 max-pool, shared by the book's ResNet and DenseNet."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+    )
+
+
+class ResNet(Classifier):
+    """The book's ResNet-18: stem, four stages of two residual blocks (64, 128, 256, 512), global pool, fc."""
+
+    def __init__(self, *, lr: float = 0.05, input_size: int = 96, **kwargs: Any) -> None:
+        super().__init__(lr=lr, input_size=input_size, **kwargs)
+
+    def build_network(self) -> nn.Module:
+        return nn.Sequential(
+            stem(self.hparams.in_channels),
+            resnet_stage(in_channels=64, out_channels=64, num_residuals=2, first_stage=True),
+            resnet_stage(in_channels=64, out_channels=128, num_residuals=2),
+            resnet_stage(in_channels=128, out_channels=256, num_residuals=2),
+            resnet_stage(in_channels=256, out_channels=512, num_residuals=2),
+            nn.AdaptiveAvgPool2d((1, 1)),
+            nn.Flatten(),
+            nn.Linear(512, self.hparams.num_classes),
+        )
