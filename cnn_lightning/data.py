@@ -269,5 +269,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         return self._loader("test", train=False)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, torch.Tensor):  # the model's example_input_array, already float and sized
+            return batch
         images, labels = batch
         return resize_batch(images, self.resize), labels
