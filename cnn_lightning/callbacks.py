@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ThroughputMonitor
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ThroughputMonitor
 from lightning.pytorch.trainer.states import RunningStage
 
 
@@ -44,3 +44,11 @@ def closing_line(trainer: L.Trainer) -> str:
 
 
 _CLOSING_FIELDS = (("train/loss", "loss"), ("train/acc", "train acc"), ("val/acc", "val acc"), ("test/acc", "test acc"))
+
+
+def default_callbacks() -> list[Callback]:
+    """Callbacks every CLI run gets, whatever its config (Lightning keeps them beside the config's own)."""
+    return [
+        LearningRateMonitor(logging_interval="epoch"),
+        ExamplesPerSecond(),
+    ]

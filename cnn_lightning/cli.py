@@ -9,10 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningCLI
 
-from cnn_lightning.callbacks import ExamplesPerSecond, closing_line
+from cnn_lightning.callbacks import closing_line, default_callbacks
 from cnn_lightning.classifier import Classifier
 from cnn_lightning.data import FashionMNISTDataModule
 from cnn_lightning.errors import ConfigError, UserFacingError
@@ -81,7 +80,7 @@ class CNNLightningCLI(LightningCLI):
 
 def trainer_defaults() -> dict[str, Any]:
     return {
-        "callbacks": [LearningRateMonitor(logging_interval="epoch"), ExamplesPerSecond()],
+        "callbacks": default_callbacks(),
         "logger": {
             "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
             "init_args": {"save_dir": ".", "name": "lightning_logs", "default_hp_metric": False},
