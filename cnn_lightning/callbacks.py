@@ -8,6 +8,9 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ThroughputMonitor
 from lightning.pytorch.trainer.states import RunningStage
 
+from cnn_lightning.batching import EffectiveBatchSize
+from cnn_lightning.dashboards import Dashboards
+
 
 def batch_examples(batch: Any) -> int:
     """Examples in an ``(images, labels)`` batch."""
@@ -33,13 +36,36 @@ class ExamplesPerSecond(ThroughputMonitor):
         return self._samples[RunningStage.TRAINING] / elapsed if elapsed > 0 else None
 
 
-def closing_line(trainer: L.Trainer) -> str:
-    """The book's end-of-training printout: loss, train/val/test accuracy and examples/sec on the device."""
+class LearningRateLogger(LearningRateMonitor):
+    """``LearningRateMonitor`` that stays silent when the run has no logger (``--trainer.logger false``)."""
+
+    def on_train_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if trainer.loggers:
+            super().on_train_start(trainer, *args, **kwargs)
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if trainer.loggers:
+            super().on_train_batch_start(trainer, *args, **kwargs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if trainer.loggers:
+            super().on_train_epoch_start(trainer, *args, **kwargs)
+
+
+def final_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """Every metric the run ended with, plus ``examples_per_sec``: the whole fit's training rate."""
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    parts = [f"{label} {metrics[key]:.3f}" for key, label in _CLOSING_FIELDS if key in metrics]
     monitor = next((cb for cb in trainer.callbacks if isinstance(cb, ExamplesPerSecond)), None)
     if monitor is not None and monitor.train_examples_per_sec:
-        parts.append(f"{monitor.train_examples_per_sec:,.1f} examples/sec on {trainer.strategy.root_device}")
+        metrics["examples_per_sec"] = monitor.train_examples_per_sec
+    return metrics
+
+
+def closing_line(metrics: dict[str, float], device: object) -> str:
+    """The book's end-of-training printout: loss, train/val/test accuracy and examples/sec on the device."""
+    parts = [f"{label} {metrics[key]:.3f}" for key, label in _CLOSING_FIELDS if key in metrics]
+    if "examples_per_sec" in metrics:
+        parts.append(f"{metrics['examples_per_sec']:,.1f} examples/sec on {device}")
     return ", ".join(parts)
 
 
@@ -49,6 +75,8 @@ _CLOSING_FIELDS = (("train/loss", "loss"), ("train/acc", "train acc"), ("val/acc
 def default_callbacks() -> list[Callback]:
     """Callbacks every CLI run gets, whatever its config (Lightning keeps them beside the config's own)."""
     return [
-        LearningRateMonitor(logging_interval="epoch"),
+        LearningRateLogger(logging_interval="epoch"),
         ExamplesPerSecond(),
+        EffectiveBatchSize(),  # micro-batch × accumulation × devices, printed and logged at fit start
+        Dashboards(),
     ]

@@ -55,8 +55,7 @@ class Classifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.input_size = input_size
-        self.net = self.build_network()
-        self._check_input_size()
+        self.net = self._build_checked()
         self.init_weights()
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -70,21 +69,23 @@ class Classifier(L.LightningModule):
     def build_network(self) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} must implement build_network()")
 
-    def _check_input_size(self) -> None:
-        hp = self.hparams
+    def _build_checked(self) -> nn.Module:
+        """Build the network and prove on the meta device that it maps ``input_size`` images to class scores."""
+        hp, name, size = self.hparams, type(self).__name__, self.input_size
         try:
-            shape = output_shape(self.net, (2, hp.in_channels, self.input_size, self.input_size))
+            net = self.build_network()
+            shape = output_shape(net, (2, hp.in_channels, size, size))
         except RuntimeError as error:
             raise InputSizeError(
-                f"{type(self).__name__} cannot take {self.input_size}x{self.input_size} images: "
-                f"{str(error).splitlines()[0]}. Use its book size {self.book_input_size()} "
-                "(--model.init_args.input_size)."
+                f"{name} cannot take {size}x{size} images: {str(error).splitlines()[0]}. "
+                f"Use its book size {self.book_input_size()} (--model.init_args.input_size)."
             ) from None
         if tuple(shape) != (2, hp.num_classes):
             raise InputSizeError(
-                f"{type(self).__name__} at {self.input_size}x{self.input_size} gives outputs of shape "
-                f"{tuple(shape)[1:]}, not ({hp.num_classes},). Use its book size {self.book_input_size()}."
+                f"{name} cannot take {size}x{size} images: they give outputs of shape {tuple(shape)[1:]}, "
+                f"not ({hp.num_classes},). Use its book size {self.book_input_size()}."
             )
+        return net
 
     @classmethod
     def book_input_size(cls) -> int:

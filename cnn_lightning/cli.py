@@ -11,7 +11,7 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
 
-from cnn_lightning.callbacks import closing_line, default_callbacks
+from cnn_lightning.callbacks import closing_line, default_callbacks, final_metrics
 from cnn_lightning.classifier import Classifier
 from cnn_lightning.data import FashionMNISTDataModule
 from cnn_lightning.errors import ConfigError, UserFacingError
@@ -69,13 +69,13 @@ class CNNLightningCLI(LightningCLI):
         fit_metrics = dict(trainer.callback_metrics)
         trainer.test(self.model, datamodule=self.datamodule, verbose=False)
         trainer.callback_metrics.update({k: v for k, v in fit_metrics.items() if k not in trainer.callback_metrics})
-        line = closing_line(trainer)
+        metrics = final_metrics(trainer)
         if trainer.logger is not None:
-            final = {f"final/{k.replace('/', '_')}": float(v) for k, v in trainer.callback_metrics.items()}
+            final = {f"final/{name.replace('/', '_')}": value for name, value in metrics.items()}
             trainer.logger.log_hyperparams(self.model.hparams, final)
             trainer.logger.save()
         if trainer.is_global_zero:
-            print(line, flush=True)
+            print(closing_line(metrics, trainer.strategy.root_device), flush=True)
 
 
 def trainer_defaults() -> dict[str, Any]:
@@ -83,9 +83,22 @@ def trainer_defaults() -> dict[str, Any]:
         "callbacks": default_callbacks(),
         "logger": {
             "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-            "init_args": {"save_dir": ".", "name": "lightning_logs", "default_hp_metric": False},
+            "init_args": {"save_dir": ".", "name": "lightning_logs", "default_hp_metric": False, "log_graph": True},
         },
     }
+
+
+def make_cli(args: Sequence[str], *, run: bool = True) -> CNNLightningCLI:
+    """The CLI over ``args`` (config names resolved); ``run=False`` only parses and instantiates."""
+    return CNNLightningCLI(
+        Classifier,
+        FashionMNISTDataModule,
+        subclass_mode_model=True,
+        seed_everything_default=0,
+        trainer_defaults=trainer_defaults(),
+        args=resolve_config_args(args),
+        run=run,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -95,14 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args and args[0] in EXTRA_COMMANDS:
             importlib.import_module(EXTRA_COMMANDS[args[0]]).main(resolve_config_args(args[1:]))
             return
-        CNNLightningCLI(
-            Classifier,
-            FashionMNISTDataModule,
-            subclass_mode_model=True,
-            seed_everything_default=0,
-            trainer_defaults=trainer_defaults(),
-            args=resolve_config_args(args),
-        )
+        make_cli(args)
     except UserFacingError as error:
         if os.environ.get(DEBUG_ENV):
             raise

@@ -35,12 +35,13 @@ def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 ``[B, H, W]`` → float ``[B, 1, size, size]`` in [0, 1], equal to PIL ``Resize`` + ``ToTensor``.
 
     Resizing the uint8 batch (antialiased, as PIL does) before scaling reproduces the book's pipeline exactly;
-    scaling first would differ by up to 1/255 (see tests/test_data.py).
+    scaling first would differ by up to 1/255 (tests/test_data.py asserts bit-identical results).
     """
     x = images.unsqueeze(1)
     if x.shape[-1] != size or x.shape[-2] != size:
         x = TF.resize(x, [size, size], antialias=True)
-    return TF.to_dtype(x, torch.float32, scale=True)
+    # Division, as ToTensor does, rather than v2.to_dtype's multiplication by 1/255: bit-identical to the book.
+    return x.to(torch.float32).div_(255)
 
 
 def _link_new(source: Path, target: Path) -> None:

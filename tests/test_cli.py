@@ -1,0 +1,74 @@
+"""The Lightning CLI: config names, model choice, the resize link, fast_dev_run of every config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cnn_lightning.cli import available_configs, make_cli, resolve_config, resolve_config_args
+from cnn_lightning.errors import ConfigError
+from tests.conftest import REPO, run_cli
+
+BOOK_CONFIGS = ["lenet", "lenet_bn", "alexnet", "vgg", "nin", "googlenet", "resnet", "densenet"]
+
+
+def test_config_names_resolve_to_the_repo_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Path(resolve_config("densenet.yaml")) == REPO / "configs" / "densenet.yaml"
+    assert Path(resolve_config("densenet")) == REPO / "configs" / "densenet.yaml"
+    (tmp_path / "densenet.yaml").write_text("trainer: {max_epochs: 1}\n")
+    assert resolve_config("densenet.yaml") == "densenet.yaml"  # a file in the working directory wins
+    assert resolve_config_args(["fit", "--config=lenet"])[1] == "--config=" + str(REPO / "configs" / "lenet.yaml")
+    assert set(BOOK_CONFIGS) <= {name.removesuffix(".yaml") for name in available_configs()}
+
+
+def test_unknown_config_lists_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match=r"densenet\.yaml.*lenet\.yaml"):
+        resolve_config("densnet.yaml")
+    result = run_cli("fit", "--config", "densnet.yaml")
+    assert result.returncode == 2
+    assert "Config 'densnet.yaml' not found" in result.stderr and "densenet.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_print_config_shows_the_book_settings() -> None:
+    result = run_cli("fit", "--config", "densenet.yaml", "--print_config")
+    assert result.returncode == 0, result.stderr
+    for expected in ("class_path: cnn_lightning.models.DenseNet", "lr: 0.1", "input_size: 96", "max_epochs: 10"):
+        assert expected in result.stdout
+
+
+def test_resize_follows_the_model(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli = make_cli(["--config", "densenet.yaml", "--data.data_dir", str(data_dir)], run=False)
+    assert cli.datamodule.resize == cli.model.input_size == 96
+    cli = make_cli(["--model", "LeNet", "--model.input_size", "32", "--data.data_dir", str(data_dir)], run=False)
+    assert type(cli.model).__name__ == "LeNet" and cli.model.hparams.lr == 0.9  # the book's lr is the default
+    assert cli.datamodule.resize == 32
+
+
+@pytest.mark.parametrize("config", BOOK_CONFIGS)
+def test_fast_dev_run_every_config(
+    config: str, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """One training and one validation batch of each book config (batch 16 to keep CI short), then the test pass."""
+    monkeypatch.chdir(tmp_path)
+    make_cli(
+        [
+            "fit",
+            "--config",
+            f"{config}.yaml",
+            "--trainer.fast_dev_run",
+            "true",
+            "--data.batch_size",
+            "16",
+            "--data.data_dir",
+            str(data_dir),
+            "--trainer.accelerator",
+            "cpu",
+        ]
+    )
+    closing = capsys.readouterr().out.strip().splitlines()[-1]
+    assert closing.startswith("loss ") and "train acc" in closing and "test acc" in closing
+    assert "examples/sec on cpu" in closing
