@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from cnn_lightning.classifier import Classifier, flat_features
+from cnn_lightning.scratch import BatchNorm
 
 
 class LeNet(Classifier):
@@ -37,13 +38,22 @@ class LeNet(Classifier):
 
 
 class LeNetBN(Classifier):
-    """The book's LeNet with batch norm: first convolution unpadded, BN after each convolution and hidden fc."""
+    """The book's LeNet with batch norm: first convolution unpadded, BN after each convolution and hidden fc.
 
-    def __init__(self, *, lr: float = 1.0, input_size: int = 28, **kwargs: Any) -> None:
+    Args:
+        scratch_batch_norm: use the book's from-scratch ``BatchNorm`` (§8.5.3, :mod:`cnn_lightning.scratch`)
+            instead of ``nn.BatchNorm1d/2d``; same parameters, outputs and running statistics.
+    """
+
+    def __init__(
+        self, *, lr: float = 1.0, input_size: int = 28, scratch_batch_norm: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(lr=lr, input_size=input_size, **kwargs)
 
     def batch_norm(self, num_features: int, *, dims: int) -> nn.Module:
         """The normalization layer; a hook for the from-scratch variant."""
+        if self.hparams.scratch_batch_norm:
+            return BatchNorm(num_features, num_dims=dims)
         return nn.BatchNorm2d(num_features) if dims == 4 else nn.BatchNorm1d(num_features)
 
     def build_network(self) -> nn.Module:
