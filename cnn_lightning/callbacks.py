@@ -10,6 +10,7 @@ from lightning.pytorch.trainer.states import RunningStage
 
 from cnn_lightning.batching import EffectiveBatchSize
 from cnn_lightning.dashboards import Dashboards
+from cnn_lightning.reliability import GracefulInterrupt
 
 
 def batch_examples(batch: Any) -> int:
@@ -79,4 +80,5 @@ def default_callbacks() -> list[Callback]:
         ExamplesPerSecond(),
         EffectiveBatchSize(),  # micro-batch × accumulation × devices, printed and logged at fit start
         Dashboards(),
+        GracefulInterrupt(),  # Ctrl+C stops after the batch and saves last.ckpt
     ]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from cnn_lightning.errors import InputSizeError
+from cnn_lightning.errors import DivergenceError, InputSizeError, require_positive
 
 
 def output_shape(module: nn.Module, input_shape: tuple[int, ...]) -> torch.Size:
@@ -53,6 +53,10 @@ class Classifier(L.LightningModule):
         channels_last: bool = False,
     ) -> None:
         super().__init__()
+        require_positive(lr, name="The learning rate", flag="--model.init_args.lr")
+        require_positive(momentum, name="Momentum", flag="--model.init_args.momentum", allow_zero=True)
+        require_positive(weight_decay, name="Weight decay", flag="--model.init_args.weight_decay", allow_zero=True)
+        require_positive(input_size, name="The input size", flag="--model.init_args.input_size")
         self.save_hyperparameters()
         self.input_size = input_size
         self.net = self._build_checked()
@@ -107,10 +111,35 @@ class Classifier(L.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
+        if not torch.isfinite(loss):
+            self._diverged(loss, batch_idx)
         self.train_acc(logits, labels)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
         return loss
+
+    def _diverged(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Stop before the non-finite loss reaches the weights, so every checkpoint on disk stays good."""
+        lr = self.hparams.lr
+        checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") if self._trainer else ""
+        raise DivergenceError(
+            f"Training diverged: the loss became {loss.item()} at epoch {self.current_epoch}, global step "
+            f"{self.global_step} (batch {batch_idx}). Lower the learning rate: now {lr:g}, try "
+            f"--model.init_args.lr {lr / 10:g}."
+            + (f" The last checkpoint, from before this step, is intact: {checkpoint}" if checkpoint else "")
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Dropout draws from the global generator: keep its state so a resumed run draws the same masks.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state(self.device)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+        if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state(checkpoint["cuda_rng_state"], self.device)
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         images, labels = batch

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.cli import LightningCLI
+from jsonargparse import ArgumentError, Namespace
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn_lightning.callbacks import closing_line, default_callbacks, final_metrics
 from cnn_lightning.classifier import Classifier
 from cnn_lightning.data import FashionMNISTDataModule
-from cnn_lightning.errors import ConfigError, UserFacingError
+from cnn_lightning.errors import ConfigError, find_user_error, require_positive
+from cnn_lightning.models import MODELS
+from cnn_lightning.reliability import (
+    AtomicCheckpointIO,
+    RunCheckpoint,
+    checkpoint_model,
+    interrupt_exit_code,
+    load_checkpoint,
+    newest_last_checkpoint,
+)
 
 CONFIG_DIRS = (Path("configs"), Path(__file__).resolve().parent.parent / "configs")
 DEBUG_ENV = "CNN_LIGHTNING_DEBUG"
@@ -41,9 +54,30 @@ def resolve_config(name: str) -> str:
     )
 
 
+def run_folder_config(args: Sequence[str]) -> list[str]:
+    """``--config`` for a resume given only ``--ckpt_path RUN`` (a run folder or a checkpoint inside one):
+    that run's saved ``config.yaml``, so the run continues with the settings it started with."""
+    if any(arg in ("--config", "-c") or arg.startswith("--config=") for arg in args):
+        return []
+    values = [b for a, b in itertools.pairwise(args) if a == "--ckpt_path"]
+    values += [a.split("=", 1)[1] for a in args if a.startswith("--ckpt_path=")]
+    for value in values:
+        path = Path(value)
+        run = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else None
+        if run is not None and run.name == "checkpoints":
+            run = run.parent
+        if run is not None and (run / "config.yaml").is_file():
+            return ["--config", str(run / "config.yaml")]
+    return []
+
+
 def resolve_config_args(argv: Sequence[str]) -> list[str]:
-    """Rewrite every ``--config NAME`` / ``--config=NAME`` to the path of the config it names."""
-    resolved, args = [], list(argv)
+    """Rewrite every ``--config NAME`` / ``--config=NAME`` to the path of the config it names, and give a bare
+    ``--ckpt_path RUN`` its run's config."""
+    args = list(argv)
+    if args and args[0] in ("fit", "validate", "test", "predict"):
+        args[1:1] = run_folder_config(args)
+    resolved = []
     while args:
         arg = args.pop(0)
         if arg in ("--config", "-c") and args:
@@ -55,12 +89,72 @@ def resolve_config_args(argv: Sequence[str]) -> list[str]:
     return resolved
 
 
+class KeepConfigs(SaveConfigCallback):
+    """Saves the run's ``config.yaml``; a run resumed into its own folder adds ``config.resume-N.yaml`` instead."""
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        log_dir = trainer.log_dir
+        if log_dir and (Path(log_dir) / self.config_filename).exists():
+            resume = 1
+            while (Path(log_dir) / f"config.resume-{resume}.yaml").exists():
+                resume += 1
+            self.config_filename = f"config.resume-{resume}.yaml"
+        super().setup(trainer, pl_module, stage)
+
+
 class CNNLightningCLI(LightningCLI):
-    """LightningCLI whose data module always resizes to the model's ``input_size``, and whose ``fit`` ends like
-    the book's: a test pass on the final weights and one closing line, also stored as TensorBoard hparams."""
+    """LightningCLI whose data module always resizes to the model's ``input_size``, which checkpoints every run
+    crash-safely and resumes it in place, and whose ``fit`` ends like the book's: a test pass on the final
+    weights and one closing line, also stored as TensorBoard hparams."""
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.link_arguments("model.init_args.input_size", "data.resize")
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+
+    def before_instantiate_classes(self) -> None:
+        trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
+        if trainer.max_epochs not in (None, -1):
+            require_positive(trainer.max_epochs, name="max_epochs", flag="--trainer.max_epochs (or -1 for no limit)")
+
+    def _parse_ckpt_path(self) -> None:
+        subcommand = self.config.get("subcommand")
+        if subcommand and self.config[subcommand].get("ckpt_path"):
+            config = self.config[subcommand]
+            config.ckpt_path = self._resolve_checkpoint(config, subcommand)
+        super()._parse_ckpt_path()
+
+    def _resolve_checkpoint(self, config: Namespace, subcommand: str) -> str:
+        """``last`` → the newest last.ckpt of this model; a run folder → its last.ckpt; then check the file
+        loads and holds the configured architecture, and let ``fit`` continue logging in that run's folder."""
+        requested = config.ckpt_path
+        if requested in ("best", "hpc", "registry"):
+            return requested
+        wanted = config.model.class_path if isinstance(config.get("model"), Namespace) else None
+        log_root = _log_root(config)
+        if requested == "last":
+            path = newest_last_checkpoint(log_root, wanted)
+            if path is None:
+                raise ConfigError(
+                    f"--ckpt_path last: no last.ckpt{' of ' + wanted if wanted else ''} under "
+                    f"{log_root}/version_*/checkpoints. Start without --ckpt_path, or pass a checkpoint file."
+                )
+        elif Path(requested).is_dir():
+            folder = Path(requested)
+            path = next((p for p in (folder / "checkpoints" / "last.ckpt", folder / "last.ckpt") if p.is_file()), None)
+            if path is None:
+                raise ConfigError(f"{folder} holds no last.ckpt (looked in {folder}/checkpoints). Pass a .ckpt file.")
+        else:
+            path = Path(requested)
+        held = checkpoint_model(load_checkpoint(path))
+        if wanted and held and held.rsplit(".", 1)[-1] != wanted.rsplit(".", 1)[-1]:
+            raise ConfigError(
+                f"Checkpoint {path} holds a {held.rsplit('.', 1)[-1]}, but this run builds a "
+                f"{wanted.rsplit('.', 1)[-1]}. Use that model's config, or drop --config/--model to take the "
+                "model from the checkpoint."
+            )
+        if subcommand == "fit":
+            _continue_in_run_folder(config, path, log_root)
+        return str(path)
 
     def after_fit(self) -> None:
         trainer = self.trainer
@@ -78,8 +172,27 @@ class CNNLightningCLI(LightningCLI):
             print(closing_line(metrics, trainer.strategy.root_device), flush=True)
 
 
+def _log_root(config: Namespace) -> Path:
+    """``save_dir/name`` of the configured TensorBoard logger: the folder holding ``version_*`` runs."""
+    logger = config.trainer.get("logger")
+    if isinstance(logger, Namespace) and logger.get("init_args"):
+        return Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or "lightning_logs")
+    return Path("lightning_logs")
+
+
+def _continue_in_run_folder(config: Namespace, checkpoint: Path, log_root: Path) -> None:
+    """A checkpoint inside ``log_root/version_N/checkpoints`` resumes run N: same folder, continuous curves."""
+    run = checkpoint.resolve().parent.parent
+    logger = config.trainer.get("logger")
+    if not (isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger")):
+        return
+    if run.parent == log_root.resolve() and run.name.startswith("version_") and run.name[8:].isdigit():
+        logger.init_args.version = int(run.name[8:])
+
+
 def trainer_defaults() -> dict[str, Any]:
     return {
+        "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__name__}"}],
         "callbacks": default_callbacks(),
         "logger": {
             "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
@@ -96,21 +209,61 @@ def make_cli(args: Sequence[str], *, run: bool = True) -> CNNLightningCLI:
         subclass_mode_model=True,
         seed_everything_default=0,
         trainer_defaults=trainer_defaults(),
+        save_config_callback=KeepConfigs,
+        parser_kwargs={"exit_on_error": False},
         args=resolve_config_args(args),
         run=run,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m cnn_lightning`` and the ``cnn-lightning`` script."""
+    """Entry point of ``python -m cnn_lightning`` and the ``cnn-lightning`` script.
+
+    Problems with the user's input end with one message and exit code 2 (3 for a diverged run); set
+    ``CNN_LIGHTNING_DEBUG=1`` for the full traceback.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
     try:
         if args and args[0] in EXTRA_COMMANDS:
             importlib.import_module(EXTRA_COMMANDS[args[0]]).main(resolve_config_args(args[1:]))
             return
         make_cli(args)
-    except UserFacingError as error:
+    except SIGTERMException:
+        sys.exit(interrupt_exit_code())
+    except Exception as error:
         if os.environ.get(DEBUG_ENV):
             raise
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
+        user_error = find_user_error(error)
+        if user_error is None and isinstance(error, ArgumentError):
+            user_error = ConfigError(explain_parse_error(str(error)))
+        if user_error is None:
+            raise
+        print(f"error: {user_error}", file=sys.stderr)
+        sys.exit(user_error.exit_code)
+
+
+def explain_parse_error(message: str) -> str:
+    """The informative lines of a jsonargparse error, without its type-check noise, plus the valid model
+    names when the model could not be resolved."""
+    lines = [line.strip(" -") for line in message.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(NOISE)]
+    useful = [line for line in lines[1:] if any(hint in line for hint in USEFUL)]
+    text = " ".join(lines[:1] + useful)
+    if len(text) > 400:
+        text = text[:400] + " ..."
+    text = text.rstrip(". ") + "."
+    if ('"model"' in text or "--model" in text) and ("import path" in text or "subclass" in text):
+        text += f" Valid models: {', '.join(MODELS)}."
+    return f"{text} See --help for the accepted options."
+
+
+NOISE = ("Expected a <class 'NoneType'>", "Given value type:", "Given value:", "Errors:")
+USEFUL = (
+    "not accepted",
+    "does not accept",
+    "Expected a dot import path",
+    "does not correspond",
+    "not found",
+    "No action",
+)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from torch.utils.data import DistributedSampler
 from torchvision.datasets import FashionMNIST
 from torchvision.transforms.v2 import functional as TF
 
-from cnn_lightning.errors import DataCorruptError, DataNotFoundError
+from cnn_lightning.errors import DataCorruptError, DataNotFoundError, require_positive
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 RAW_FILES = {
@@ -136,7 +136,9 @@ class TensorBatchLoader:
 
     The index order comes from ``torch.utils.data.DistributedSampler``: seeded, reshuffled per epoch through
     ``set_epoch`` (Lightning calls it on ``loader.sampler``), and a disjoint shard per rank. ``state_dict``
-    records the epoch and the batches already produced so a mid-epoch resume continues the same order.
+    records the epoch and the batches produced so a mid-epoch resume continues the same order. Under a
+    Trainer, ``position_fn`` says how many batches of the epoch the loop has completed: Lightning fetches one
+    batch ahead, so the iterator's own count would skip a batch on resume.
     """
 
     def __init__(
@@ -150,7 +152,9 @@ class TensorBatchLoader:
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
+        position_fn: Callable[[], int] | None = None,
     ) -> None:
+        self.position_fn = position_fn
         self.images, self.labels, self.batch_size, self.drop_last = images, labels, batch_size, drop_last
         self.sampler = DistributedSampler(
             range(len(labels)), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
@@ -165,7 +169,8 @@ class TensorBatchLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.tensor(list(self.sampler), device=self.images.device)
-        start, self._resume_at = self._resume_at, 0
+        start = self.position_fn() if self.position_fn is not None else self._resume_at
+        self._resume_at = 0
         for batch in range(start, len(self)):
             self._produced = batch + 1
             index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
@@ -209,6 +214,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
         download: bool = True,
     ) -> None:
         super().__init__()
+        require_positive(batch_size, name="The batch size", flag="--data.batch_size")
+        require_positive(eval_batch_size, name="The evaluation batch size", flag="--data.eval_batch_size")
+        require_positive(resize, name="The resize", flag="--model.init_args.input_size")
         self.save_hyperparameters()
         self.data_dir, self.batch_size, self.resize = data_dir, batch_size, resize
         self.val_size, self.val_on_test, self.seed = val_size, val_on_test, seed
@@ -242,11 +250,13 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def _loader(self, name: str, *, train: bool) -> TensorBatchLoader:
         images, labels = self._splits[name]
-        rank, world_size = 0, 1
+        rank, world_size, position_fn = 0, 1, None
         if self.trainer is not None:
             device = self.trainer.strategy.root_device
             images, labels = images.to(device), labels.to(device)
             rank, world_size = self.trainer.global_rank, self.trainer.world_size
+            if train:
+                position_fn = self._completed_batches
         return TensorBatchLoader(
             images,
             labels,
@@ -255,7 +265,12 @@ class FashionMNISTDataModule(L.LightningDataModule):
             seed=self.seed,
             rank=rank,
             world_size=world_size,
+            position_fn=position_fn,
         )
+
+    def _completed_batches(self) -> int:
+        """Batches of the current epoch the fit loop has finished: 0 on a fresh epoch, more on a resume."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
 
     def train_dataloader(self) -> TensorBatchLoader:
         return self._loader("train", train=True)

@@ -23,3 +23,28 @@ class InputSizeError(UserFacingError):
 
 class ConfigError(UserFacingError):
     """A configuration value or name is invalid."""
+
+
+class DivergenceError(UserFacingError):
+    """The training loss became NaN or infinite."""
+
+    exit_code = 3
+
+
+def require_positive(value: float | None, *, name: str, flag: str, allow_zero: bool = False) -> None:
+    """Refuse a non-positive setting with a message naming the flag that sets it."""
+    if value is None or value > 0 or (allow_zero and value == 0):
+        return
+    bound = "zero or more" if allow_zero else "positive"
+    raise ConfigError(f"{name} must be {bound}, got {value}. Set {flag} to a {bound} value.")
+
+
+def find_user_error(error: BaseException) -> UserFacingError | None:
+    """The UserFacingError behind ``error``: jsonargparse wraps exceptions raised while instantiating classes."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, UserFacingError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None

@@ -1,0 +1,174 @@
+"""Crash safety: atomic checkpoint files, a last checkpoint every N steps, a clean stop on SIGINT/SIGTERM,
+and checks that a checkpoint is readable and belongs to the model before Lightning loads it."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+from cnn_lightning.errors import ConfigError
+
+TMP_MARK = ".tmp-"
+_stop_signal = {"signum": signal.SIGTERM}  # what ended a run stopped through Lightning's SIGTERM path
+
+
+def interrupt_exit_code() -> int:
+    """Shell convention for a run stopped by a signal: 130 after Ctrl+C, 143 after SIGTERM."""
+    return 128 + int(_stop_signal["signum"])
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` to a temporary file in the target folder, fsync, then rename over the target.
+
+    A kill at any instant leaves either the previous checkpoint or the new one, never a truncated file
+    (Lightning's own save writes the target in place). Remote (fsspec) paths keep Lightning's behaviour.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}")
+        with open(temporary, "wb") as file:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` keeping the best model by ``val/acc`` and ``last.ckpt``, which is also
+    refreshed every ``last_every_n_steps`` optimizer steps and when the run is stopped by SIGTERM or Ctrl+C.
+
+    Args:
+        last_every_n_steps: refresh ``last.ckpt`` this often within an epoch (``None`` or 0: epoch ends only).
+        monitor, mode, save_top_k, filename: as in ``ModelCheckpoint``, defaulting to the best ``val/acc``.
+    """
+
+    def __init__(
+        self,
+        last_every_n_steps: int | None = 100,
+        monitor: str | None = "val/acc",
+        mode: str = "max",
+        save_top_k: int = 1,
+        filename: str | None = "best-epoch={epoch}-step={step}-val_acc={val/acc:.4f}",
+        auto_insert_metric_name: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        kwargs["save_last"] = True
+        super().__init__(
+            monitor=monitor,
+            mode=mode,
+            save_top_k=save_top_k,
+            filename=filename,
+            auto_insert_metric_name=auto_insert_metric_name,
+            **kwargs,
+        )
+        self.last_every_n_steps = last_every_n_steps or 0
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if trainer.is_global_zero and self.dirpath and Path(self.dirpath).is_dir():
+            for stale in Path(self.dirpath).glob(f".*{TMP_MARK}*"):  # left by a kill during a save
+                stale.unlink(missing_ok=True)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        step = trainer.global_step
+        if (
+            self.last_every_n_steps
+            and step % self.last_every_n_steps == 0
+            and not self._should_skip_saving_checkpoint(trainer)
+        ):
+            saved_at = self._last_global_step_saved
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            # A step save must not suppress the best-model save at the validation of the same step.
+            self._last_global_step_saved = saved_at
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
+            return  # a crash or divergence keeps the last good checkpoint untouched
+        if trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        if self._last_global_step_saved != trainer.global_step or not self.last_model_path:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        run = Path(self.last_model_path).parent.parent
+        rank_zero_info(
+            f"\nStopped at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {self.last_model_path}\n"
+            f"Resume with: python -m cnn_lightning fit --ckpt_path {run}"
+        )
+
+
+class GracefulInterrupt(L.Callback):
+    """First Ctrl+C: stop after the current batch through Lightning's SIGTERM path (so ``RunCheckpoint``
+    saves a consistent ``last.ckpt``); a second Ctrl+C aborts at once."""
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self.received: int | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        except ValueError:  # not the main thread: leave Ctrl+C to Lightning
+            self._previous = None
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = _stop_signal["signum"] = signum
+        print("\nCtrl+C: stopping after this batch and saving last.ckpt (press again to abort).", flush=True)
+        signal.raise_signal(signal.SIGTERM)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only`` (no arbitrary code); refuse a missing, corrupt or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Checkpoint {path} does not exist. List runs with: ls lightning_logs/*/checkpoints")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(
+            f"Checkpoint {path} is corrupt or truncated ({reason[:200]}). "
+            f"Use another checkpoint from {path.parent} (e.g. the best-*.ckpt beside it) or start afresh."
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(f"{path} is not a Lightning checkpoint (no state_dict). Pass a .ckpt written by fit.")
+    return checkpoint
+
+
+def checkpoint_model(checkpoint: dict[str, Any]) -> str | None:
+    """The class path of the model a checkpoint holds, as LightningCLI records it."""
+    return checkpoint.get("hyper_parameters", {}).get("_class_path")
+
+
+def newest_last_checkpoint(log_root: Path, class_path: str | None) -> Path | None:
+    """The most recent ``version_*/checkpoints/last.ckpt`` under ``log_root`` holding ``class_path``'s model."""
+    candidates = sorted(log_root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    for candidate in reversed(candidates):
+        if class_path is None or checkpoint_model(load_checkpoint(candidate)) == class_path:
+            return candidate
+    return None
