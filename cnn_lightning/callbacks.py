@@ -54,11 +54,13 @@ class LearningRateLogger(LearningRateMonitor):
 
 
 def final_metrics(trainer: L.Trainer) -> dict[str, float]:
-    """Every metric the run ended with, plus ``examples_per_sec``: the whole fit's training rate."""
-    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    """The run's final metrics (per-class accuracies stay in their own charts), plus ``examples_per_sec``:
+    the whole fit's training rate over all devices."""
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if "class_acc" not in name}
     monitor = next((cb for cb in trainer.callbacks if isinstance(cb, ExamplesPerSecond)), None)
     if monitor is not None and monitor.train_examples_per_sec:
-        metrics["examples_per_sec"] = monitor.train_examples_per_sec
+        # Measured on rank 0; every rank trains the same number of equal batches in the same time.
+        metrics["examples_per_sec"] = monitor.train_examples_per_sec * trainer.world_size
     return metrics
 
 

@@ -114,7 +114,9 @@ class Classifier(L.LightningModule):
         if not torch.isfinite(loss):
             self._diverged(loss, batch_idx)
         self.train_acc(logits, labels)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels), sync_dist=True
+        )
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
         return loss
 

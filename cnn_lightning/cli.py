@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -115,6 +116,11 @@ class CNNLightningCLI(LightningCLI):
         trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
         if trainer.max_epochs not in (None, -1):
             require_positive(trainer.max_epochs, name="max_epochs", flag="--trainer.max_epochs (or -1 for no limit)")
+        if trainer.sync_batchnorm and (trainer.accelerator == "cpu" or not torch.cuda.is_available()):
+            raise ConfigError(
+                "--trainer.sync_batchnorm needs GPUs: PyTorch's SyncBatchNorm runs on CUDA only. "
+                "Drop it on CPU (each process then normalizes over its own batch)."
+            )
 
     def _parse_ckpt_path(self) -> None:
         subcommand = self.config.get("subcommand")
@@ -169,7 +175,8 @@ class CNNLightningCLI(LightningCLI):
             trainer.logger.log_hyperparams(self.model.hparams, final)
             trainer.logger.save()
         if trainer.is_global_zero:
-            print(closing_line(metrics, trainer.strategy.root_device), flush=True)
+            devices = trainer.strategy.root_device.type + (f" x{trainer.world_size}" if trainer.world_size > 1 else "")
+            print(closing_line(metrics, devices), flush=True)
 
 
 def _log_root(config: Namespace) -> Path:
