@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.fabric.utilities.throughput import measure_flops
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -26,6 +27,17 @@ def flat_features(features: nn.Module, *, in_channels: int, input_size: int) -> 
     return output_shape(features, (1, in_channels, input_size, input_size)).numel()
 
 
+def training_flops(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """FLOPs of one forward and backward pass over a batch of ``input_shape``, counted by Lightning's
+    ``measure_flops`` (``torch.utils.flop_counter``) on the meta device: nothing is computed or allocated."""
+    meta = {
+        name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
+        for name, t in [*module.named_parameters(), *module.named_buffers()]
+    }
+    images = torch.empty(input_shape, device="meta")
+    return measure_flops(module, lambda: torch.func.functional_call(module, meta, (images,)), torch.Tensor.sum)
+
+
 class Classifier(L.LightningModule):
     """Image classifier trained like D2L's ``train_ch6``: cross-entropy, plain SGD, Xavier-uniform init.
 
@@ -39,7 +51,9 @@ class Classifier(L.LightningModule):
         input_size: image side length the network is built for.
         num_classes: output classes.
         in_channels: image channels.
-        channels_last: run convolutions in NHWC memory format.
+        channels_last: NHWC memory format for convolutions; ``None`` (default) turns it on where it pays,
+            on CUDA (tensor cores read NHWC), and leaves it off on CPU (see benchmarks/throughput.py).
+        compile: ``torch.compile`` the network at fit start (compiles in place: checkpoints stay compatible).
     """
 
     def __init__(
@@ -50,7 +64,8 @@ class Classifier(L.LightningModule):
         input_size: int = 28,
         num_classes: int = 10,
         in_channels: int = 1,
-        channels_last: bool = False,
+        channels_last: bool | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         require_positive(lr, name="The learning rate", flag="--model.init_args.lr")
@@ -61,8 +76,7 @@ class Classifier(L.LightningModule):
         self.input_size = input_size
         self.net = self._build_checked()
         self.init_weights()
-        if channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+        self.channels_last = bool(channels_last)
         self.example_input_array = torch.zeros(1, in_channels, input_size, input_size)
         # FLOPs of one training step, read by ThroughputMonitor for FLOPs/s and MFU; measured at fit start.
         self.flops_per_batch: int | None = None
@@ -102,8 +116,19 @@ class Classifier(L.LightningModule):
             if type(module) in (nn.Linear, nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
 
+    def setup(self, stage: str) -> None:
+        on_cuda = self.trainer.strategy.root_device.type == "cuda"
+        self.channels_last = on_cuda if self.hparams.channels_last is None else self.hparams.channels_last
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if stage == "fit":
+            batch = getattr(self.trainer.datamodule, "batch_size", 1)
+            self.flops_per_batch = training_flops(self.net, (batch, self.hparams.in_channels, *[self.input_size] * 2))
+        if self.hparams.compile and not getattr(self.net, "_compiled_call_impl", None):
+            self.net.compile()
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last:
+        if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 

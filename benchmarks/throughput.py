@@ -1,0 +1,229 @@
+"""Training throughput, side by side: the book's ``train_ch6`` loop against cnn_lightning, same machine, same run.
+
+For each model the script alternates, ``--repeats`` times, two fresh child processes on the same device:
+
+    book  a faithful re-implementation of D2L's ``load_data_fashion_mnist`` + ``train_ch6``: torchvision
+          ``FashionMNIST`` with ``Resize`` (when the model needs it) + ``ToTensor`` per image, a DataLoader with
+          4 workers, float32, plain SGD, and the book's per-batch metric accumulation (which syncs the device);
+    ours  ``python -m cnn_lightning fit --config <model>.yaml`` as a user runs it (logger, progress bar,
+          throughput monitor, checkpointing all on), validation off because the book times training alone.
+
+Both train the same network (same layers, Xavier init, lr and batch size from the config) for ``--warmup``
+batches, then are timed over the next ``--steps`` batches by wall clock, data loading included. The table gives
+the median examples/sec of each and the ratio of the medians.
+
+    python benchmarks/throughput.py --models LeNet ResNet          # the issue's targets
+    python benchmarks/throughput.py --all --device cuda            # every config on a GPU
+    python benchmarks/throughput.py --startup                      # time to the first step of fast_dev_run
+"""
+
+from __future__ import annotations
+
+import time
+
+PROCESS_START = time.perf_counter()  # before the heavy imports: the startup measurement counts them
+
+import argparse  # noqa: E402 - benchmarks are scripts; flags here do not configure training
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = {
+    "LeNet": "lenet.yaml",
+    "LeNetBN": "lenet_bn.yaml",
+    "AlexNet": "alexnet.yaml",
+    "VGG": "vgg.yaml",
+    "NiN": "nin.yaml",
+    "GoogLeNet": "googlenet.yaml",
+    "ResNet": "resnet.yaml",
+    "DenseNet": "densenet_book.yaml",  # the book's exact setting; densenet.yaml trades speed for memory
+}
+DEFAULT_STEPS = {"LeNet": (5, 60), "LeNetBN": (5, 60)}  # (warm-up, timed) batches; others: (1, 4) on CPU
+
+
+def sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def book_child(config: str, device: str, data_dir: str, warmup: int, steps: int) -> float:
+    """D2L's training loop, as printed in the book (chapter 7.6), over its data pipeline."""
+    import torch
+    import yaml
+    from torch import nn
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    from cnn_lightning.models import MODELS
+
+    settings = yaml.safe_load((REPO / "configs" / config).read_text())
+    init_args = settings["model"]["init_args"]
+    batch_size, resize = settings["data"]["batch_size"], init_args["input_size"]
+    trans = [transforms.ToTensor()]
+    if resize != 28:
+        trans.insert(0, transforms.Resize(resize))
+    train = datasets.FashionMNIST(root=data_dir, train=True, transform=transforms.Compose(trans), download=False)
+    loader = DataLoader(train, batch_size, shuffle=True, num_workers=4)
+    name = settings["model"]["class_path"].rsplit(".", 1)[-1]
+    net = MODELS[name](**{k: v for k, v in init_args.items() if k != "memory_efficient"}).net.to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=init_args["lr"])
+    loss = nn.CrossEntropyLoss()
+    metric = [0.0, 0.0, 0]
+    net.train()
+    for i, (X, y) in enumerate(loader):
+        if i == warmup:
+            sync(device)
+            start = time.perf_counter()
+        optimizer.zero_grad()
+        X, y = X.to(device), y.to(device)
+        y_hat = net(X)
+        batch_loss = loss(y_hat, y)
+        batch_loss.backward()
+        optimizer.step()
+        with torch.no_grad():  # the book's Accumulator: float() of each term, one device sync per batch
+            correct = float((y_hat.argmax(axis=1).type(y.dtype) == y).type(y.dtype).sum())
+            metric = [metric[0] + float(batch_loss * X.shape[0]), metric[1] + correct, metric[2] + X.shape[0]]
+        if i == warmup + steps - 1:
+            sync(device)
+            return steps * batch_size / (time.perf_counter() - start)
+    raise RuntimeError("the epoch ended before the timed batches")
+
+
+def ours_child(config: str, device: str, data_dir: str, warmup: int, steps: int, extra: list[str]) -> float:
+    """``fit`` through the project's CLI with a timer callback around the same batches."""
+    import lightning as L
+
+    from cnn_lightning.cli import make_cli
+
+    class StepTimer(L.Callback):
+        rate = 0.0
+
+        def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx: int) -> None:
+            if batch_idx == warmup:
+                sync(device)
+                self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+            if batch_idx == warmup + steps - 1:
+                sync(device)
+                StepTimer.rate = steps * len(batch[1]) / (time.perf_counter() - self.start)
+
+    accelerator = "gpu" if device.startswith("cuda") else "cpu"
+    args = ["--config", config, "--data.data_dir", data_dir, "--trainer.accelerator", accelerator]
+    args += ["--trainer.devices", "1", "--trainer.max_steps", str(warmup + steps), "--trainer.limit_val_batches", "0"]
+    cli = make_cli([*args, *extra], run=False)
+    cli.trainer.callbacks.append(StepTimer())
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return StepTimer.rate
+
+
+def startup_child(config: str, device: str, data_dir: str) -> dict[str, float]:
+    """Seconds from process start to the imports' end, the first training step and the end of fast_dev_run."""
+    import lightning as L
+
+    from cnn_lightning.cli import make_cli
+
+    imported = time.perf_counter()
+    marks: dict[str, float] = {}
+
+    class FirstStep(L.Callback):
+        def on_train_batch_start(self, *args) -> None:
+            marks.setdefault("first_step", time.perf_counter())
+
+    accelerator = "gpu" if device.startswith("cuda") else "cpu"
+    args = ["--config", config, "--data.data_dir", data_dir, "--trainer.accelerator", accelerator]
+    cli = make_cli([*args, "--trainer.fast_dev_run", "true"], run=False)
+    cli.trainer.callbacks.append(FirstStep())
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    end = time.perf_counter()
+    return {
+        "imports": imported - PROCESS_START,
+        "first_step": marks["first_step"] - PROCESS_START,
+        "total": end - PROCESS_START,
+    }
+
+
+def run_child(kind: str, name: str, args: argparse.Namespace, workdir: str) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--models", name]
+    command += ["--device", args.device, "--data-dir", str(Path(args.data_dir).resolve())]
+    command += ["--warmup", str(args.warmup), "--steps", str(args.steps), "--", *args.extra]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env={**os.environ})
+    if result.returncode != 0:
+        raise SystemExit(f"{kind} child for {name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["LeNet", "ResNet"], choices=list(CONFIGS))
+    parser.add_argument("--all", action="store_true", help="every architecture")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
+    parser.add_argument("--data-dir", default=str(REPO / "data"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=None, help="untimed batches first (default per model)")
+    parser.add_argument("--steps", type=int, default=None, help="timed batches (default per model)")
+    parser.add_argument("--startup", action="store_true", help="time fast_dev_run's start instead")
+    parser.add_argument("--child", choices=["book", "ours", "startup"], help=argparse.SUPPRESS)
+    parser.add_argument("extra", nargs="*", help="after --: extra CLI overrides for our side, e.g. --trainer.precision")
+    args = parser.parse_args()
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.child:
+        config, name = CONFIGS[args.models[0]], args.models[0]
+        if args.child == "startup":
+            print(json.dumps(startup_child(config, args.device, args.data_dir)))
+        elif args.child == "book":
+            print(json.dumps({"rate": book_child(config, args.device, args.data_dir, args.warmup, args.steps)}))
+        else:
+            rate = ours_child(config, args.device, args.data_dir, args.warmup, args.steps, args.extra)
+            print(json.dumps({"rate": rate}))
+        return
+
+    from cnn_lightning.data import DEBIAN_DIR, prepare_raw_files
+
+    prepare_raw_files(args.data_dir, [DEBIAN_DIR], download=True)
+    models = list(CONFIGS) if args.all else args.models
+    device_name = args.device
+    if args.device.startswith("cuda"):
+        import torch
+
+        device_name = torch.cuda.get_device_name()
+    print(f"device: {device_name}, {os.cpu_count()} CPU cores, repeats: {args.repeats} (medians)", flush=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        if args.startup:
+            for name in models:
+                runs = [run_child("startup", name, args, workdir) for _ in range(args.repeats)]
+                marks = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+                print(
+                    f"{name:10s} fast_dev_run: imports {marks['imports']:.1f} s, first step at "
+                    f"{marks['first_step']:.1f} s, done at {marks['total']:.1f} s "
+                    f"({marks['first_step'] / marks['total']:.0%} of the run before the first step)",
+                    flush=True,
+                )
+            return
+        print(f"{'model':10s} {'book ex/s':>12s} {'ours ex/s':>12s} {'ratio':>7s}   samples (book | ours)", flush=True)
+        for name in models:
+            default = DEFAULT_STEPS.get(name, (1, 4) if args.device == "cpu" else (10, 50))
+            child_args = argparse.Namespace(**vars(args))
+            child_args.warmup = args.warmup if args.warmup is not None else default[0]
+            child_args.steps = args.steps if args.steps is not None else default[1]
+            book, ours = [], []
+            for _ in range(args.repeats):  # alternate so drift in machine load hits both sides alike
+                book.append(run_child("book", name, child_args, workdir)["rate"])
+                ours.append(run_child("ours", name, child_args, workdir)["rate"])
+            b, o = statistics.median(book), statistics.median(ours)
+            samples = " ".join(f"{x:.0f}" for x in book) + " | " + " ".join(f"{x:.0f}" for x in ours)
+            print(f"{name:10s} {b:12,.1f} {o:12,.1f} {o / b:6.2f}x   {samples}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
