@@ -81,7 +81,7 @@ class Classifier(L.LightningModule):
         # FLOPs of one training step, read by ThroughputMonitor for FLOPs/s and MFU; measured at fit start.
         self.flops_per_batch: int | None = None
         self.train_acc, self.val_acc, self.test_acc = (
-            MulticlassAccuracy(num_classes=num_classes, average="micro") for _ in range(3)
+            MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False) for _ in range(3)
         )
 
     def build_network(self) -> nn.Module:

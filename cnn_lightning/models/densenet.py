@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -48,18 +47,23 @@ class DenseBlock(nn.Module):
 
 
 def _checkpointed(layer: DenseLayer, features: list[torch.Tensor]) -> torch.Tensor:
-    norm, relu, conv = layer
+    """``layer(cat(features))`` whose concatenation and normalized copy are recomputed in backward (Pleiss et al.)."""
+    # The weights and statistics of this forward: the recomputation runs in backward, after any
+    # ``torch.func.functional_call`` that swapped them in (e.g. FLOP counting on the meta device) has returned.
+    parameters, buffers = dict(layer.named_parameters()), dict(layer.named_buffers())
     calls = 0
 
     def concat_layer(*tensors: torch.Tensor) -> torch.Tensor:
         nonlocal calls
         calls += 1
         x = torch.cat(tensors, dim=1)
-        if calls > 1 and norm.training:
-            # Recomputation: the same batch statistics, without a second update of the running averages.
-            x = F.batch_norm(x, None, None, norm.weight, norm.bias, training=True, eps=norm.eps)
-            return conv(relu(x))
-        return layer(x)
+        if calls == 1:
+            return layer(x)
+        # Recomputation: the very same module call, so autograd saves the same tensors as in the forward
+        # (non-reentrant checkpoint checks that), but batch norm updates copies of its running statistics: they
+        # change once per step, as without recomputation.
+        state = {**parameters, **{name: buffer.clone() for name, buffer in buffers.items()}}
+        return torch.func.functional_call(layer, state, (x,))
 
     return checkpoint(concat_layer, *features, use_reentrant=False)
 
