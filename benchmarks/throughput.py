@@ -43,7 +43,7 @@ CONFIGS = {
     "ResNet": "resnet.yaml",
     "DenseNet": "densenet_book.yaml",  # the book's exact setting; densenet.yaml trades speed for memory
 }
-DEFAULT_STEPS = {"LeNet": (5, 60), "LeNetBN": (5, 60)}  # (warm-up, timed) batches; others: (1, 4) on CPU
+DEFAULT_STEPS = {"LeNet": (20, 100), "LeNetBN": (20, 100)}  # (warm-up, timed) batches; others: (1, 4) on CPU
 
 
 def sync(device: str) -> None:
@@ -200,8 +200,9 @@ def main() -> None:
     print(f"device: {device_name}, {os.cpu_count()} CPU cores, repeats: {args.repeats} (medians)", flush=True)
     with tempfile.TemporaryDirectory() as workdir:
         if args.startup:
+            child_args = argparse.Namespace(**{**vars(args), "warmup": 0, "steps": 0})
             for name in models:
-                runs = [run_child("startup", name, args, workdir) for _ in range(args.repeats)]
+                runs = [run_child("startup", name, child_args, workdir) for _ in range(args.repeats)]
                 marks = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
                 print(
                     f"{name:10s} fast_dev_run: imports {marks['imports']:.1f} s, first step at "
