@@ -16,7 +16,7 @@ import pytest
 from cnn_lightning.reliability import load_checkpoint
 from tests.conftest import run_cli
 
-EPOCHS, BATCHES = 3, 60
+EPOCHS, BATCHES = 3, 100
 
 
 def fit_args(data_dir: Path) -> list[str]:
@@ -40,22 +40,27 @@ def last_checkpoints(root: Path) -> list[Path]:
     return list(root.glob("lightning_logs/version_*/checkpoints/last.ckpt"))
 
 
-def wait_for_checkpoint(root: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+def wait_for_checkpoint(root: Path, process: subprocess.Popen, newer_than: float = 0.0, timeout: float = 120) -> None:
+    """Until a last.ckpt written after ``newer_than`` (a modification time) exists: training is under way."""
     deadline = time.monotonic() + timeout
-    while not last_checkpoints(root):
+    while not any(path.stat().st_mtime > newer_than for path in last_checkpoints(root)):
         assert process.poll() is None, process.stdout.read()
         assert time.monotonic() < deadline
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(data_dir: Path, tmp_path: Path) -> None:
+    """Each attempt resumes, trains until it has written a new checkpoint, and is killed a random fraction of a
+    second later: often while the next checkpoint (every 3 steps) is being written."""
     rng = random.Random(20261122)
     kills = 0
     for _ in range(4):
-        resume = ["--ckpt_path", "last"] if last_checkpoints(tmp_path) else []
+        previous = max((path.stat().st_mtime for path in last_checkpoints(tmp_path)), default=0.0)
+        resume = ["--ckpt_path", "last"] if previous else []
         process = start(fit_args(data_dir) + resume, tmp_path)
-        time.sleep(rng.uniform(6.0, 14.0))
+        wait_for_checkpoint(tmp_path, process, newer_than=previous)
+        time.sleep(rng.uniform(0.0, 0.8))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
