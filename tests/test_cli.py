@@ -72,3 +72,17 @@ def test_fast_dev_run_every_config(
     closing = capsys.readouterr().out.strip().splitlines()[-1]
     assert closing.startswith("loss ") and "train acc" in closing and "test acc" in closing
     assert "examples/sec on cpu" in closing
+
+
+@pytest.mark.parametrize("config", ["densenet", "densenet_book", "lenet_bn_scratch"])
+def test_configs_start_a_logged_run(
+    config: str, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fast_dev_run turns the logger off; a real start also traces the graph for TensorBoard and saves hparams."""
+    monkeypatch.chdir(tmp_path)
+    make_cli(["fit", "--config", f"{config}.yaml", "--trainer.max_steps", "1", "--data.batch_size", "8",
+              "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
+              "--trainer.num_sanity_val_steps", "0",
+              "--data.data_dir", str(data_dir), "--trainer.accelerator", "cpu"])  # fmt: skip
+    run = next((tmp_path / "lightning_logs").glob("version_*"))
+    assert (run / "checkpoints" / "last.ckpt").is_file() and list(run.glob("events.out.tfevents.*"))

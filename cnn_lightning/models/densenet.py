@@ -39,7 +39,8 @@ class DenseBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [x]
         for layer in self.net:
-            if self.memory_efficient and torch.is_grad_enabled():
+            # Tracing (TensorBoard's graph) runs the plain path: recomputation would differ between its two passes.
+            if self.memory_efficient and torch.is_grad_enabled() and not torch.jit.is_tracing():
                 features.append(_checkpointed(layer, features))
             else:
                 features.append(layer(torch.cat(features, dim=1)))
