@@ -15,11 +15,19 @@ from torchmetrics.classification import MulticlassAccuracy
 from cnn_lightning.errors import DivergenceError, InputSizeError, require_positive
 
 
+def meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Stand-ins on the meta device for ``module``'s parameters and buffers, for ``torch.func.functional_call``:
+    same shapes and ``requires_grad``, detached leaves, so a pass computes nothing and never touches the real ones."""
+    return {
+        name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
+        for name, t in [*module.named_parameters(), *module.named_buffers()]
+    }
+
+
 def output_shape(module: nn.Module, input_shape: tuple[int, ...]) -> torch.Size:
     """Shape ``module`` produces for ``input_shape``, computed on the meta device (no memory, no FLOPs)."""
-    meta = {name: t.to("meta") for name, t in [*module.named_parameters(), *module.named_buffers()]}
     with torch.no_grad():
-        return torch.func.functional_call(module, meta, (torch.empty(input_shape, device="meta"),)).shape
+        return torch.func.functional_call(module, meta_state(module), (torch.empty(input_shape, device="meta"),)).shape
 
 
 def flat_features(features: nn.Module, *, in_channels: int, input_size: int) -> int:
@@ -30,10 +38,7 @@ def flat_features(features: nn.Module, *, in_channels: int, input_size: int) -> 
 def training_flops(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     """FLOPs of one forward and backward pass over a batch of ``input_shape``, counted by Lightning's
     ``measure_flops`` (``torch.utils.flop_counter``) on the meta device: nothing is computed or allocated."""
-    meta = {
-        name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
-        for name, t in [*module.named_parameters(), *module.named_buffers()]
-    }
+    meta = meta_state(module)
     images = torch.empty(input_shape, device="meta")
     return measure_flops(module, lambda: torch.func.functional_call(module, meta, (images,)), torch.Tensor.sum)
 

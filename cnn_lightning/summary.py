@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnn_lightning.classifier import Classifier
+from cnn_lightning.classifier import Classifier, meta_state
 from cnn_lightning.errors import ConfigError
 from cnn_lightning.models import MODELS
 
@@ -109,10 +109,7 @@ def _trace(net: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> _Trace
         if isinstance(output, torch.Tensor):
             trace.shapes[module] = tuple(output.shape)
 
-    meta = {
-        name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
-        for name, t in [*net.named_parameters(), *net.named_buffers()]
-    }
+    meta = meta_state(net)
     # Storages are told apart by their StorageImpl address: meta tensors have no data pointer.
     seen = {t.untyped_storage()._cdata for t in meta.values()}
     kept: list[torch.Tensor] = []  # so that no storage address is reused during the pass
