@@ -174,11 +174,24 @@ def main(argv: list[str] | None = None) -> None:
         jobs = {name: (*spec, options.warmup, options.steps) for name, spec in chosen.items()}
         reference = "a. book"
     rows = {}
+    if options.cap_gib and not options.all_configs:
+        # The speed to hold under the cap: the book's own setting on the whole, uncapped device.
+        uncapped = argparse.Namespace(**{**vars(options), "cap_gib": None})
+        rows["a. book, no cap"] = run_child(*SETTINGS["a. book"], uncapped, options.warmup, options.steps)
     for name, (config, overrides, warmup, steps) in jobs.items():
         started = time.perf_counter()
         rows[name] = run_child(config, overrides, options, warmup, steps)
         print(f"{name}: {rows[name]} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     print(table(rows, reference))
+    fitted, book = rows.get("e. densenet.yaml", {}), rows.get("a. book, no cap", {})
+    if options.cap_gib and fitted.get("examples_per_sec") and book.get("examples_per_sec"):
+        slower = 1 - fitted["examples_per_sec"] / book["examples_per_sec"]
+        print(
+            f"densenet.yaml under the {options.cap_gib:g} GiB cap: micro-batch {fitted['split'].replace('x', ' x ')}"
+            f" accumulated, peak {fitted['peak_mib']:,.0f} MiB, {fitted['examples_per_sec']:,.1f} examples/sec: "
+            f"{slower:.0%} {'below' if slower >= 0 else 'above'} the uncapped book setting's "
+            f"{book['examples_per_sec']:,.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ the median examples/sec of each and the ratio of the medians.
     python benchmarks/throughput.py --models LeNet ResNet          # the issue's targets
     python benchmarks/throughput.py --all --device cuda            # every config on a GPU
     python benchmarks/throughput.py --startup                      # time to the first step of fast_dev_run
+    python benchmarks/throughput.py --models ResNet --variant 'fp32=--trainer.precision 32-true'   # more columns
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ PROCESS_START = time.perf_counter()  # before the heavy imports: the startup mea
 import argparse  # noqa: E402 - benchmarks are scripts; flags here do not configure training
 import json  # noqa: E402
 import os  # noqa: E402
+import shlex  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -96,14 +98,17 @@ def book_child(config: str, device: str, data_dir: str, warmup: int, steps: int)
     raise RuntimeError("the epoch ended before the timed batches")
 
 
-def ours_child(config: str, device: str, data_dir: str, warmup: int, steps: int, extra: list[str]) -> float:
+def ours_child(config: str, device: str, data_dir: str, warmup: int, steps: int, extra: list[str]) -> dict:
     """``fit`` through the project's CLI with a timer callback around the same batches."""
     import lightning as L
+    import torch
+    from lightning.fabric.utilities.throughput import get_available_flops
 
+    from cnn_lightning.callbacks import PRECISION_DTYPES
     from cnn_lightning.cli import make_cli
 
     class StepTimer(L.Callback):
-        rate = 0.0
+        result: dict | None = None
 
         def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx: int) -> None:
             if batch_idx == warmup:
@@ -113,7 +118,15 @@ def ours_child(config: str, device: str, data_dir: str, warmup: int, steps: int,
         def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
             if batch_idx == warmup + steps - 1:
                 sync(device)
-                StepTimer.rate = steps * len(batch[1]) / (time.perf_counter() - self.start)
+                seconds = time.perf_counter() - self.start
+                dtype = PRECISION_DTYPES.get(str(trainer.precision), torch.float32)
+                peak = get_available_flops(trainer.strategy.root_device, dtype)
+                flops = (pl_module.flops_per_batch or 0) * steps / seconds
+                StepTimer.result = {
+                    "rate": steps * len(batch[1]) / seconds,
+                    "precision": str(trainer.precision),
+                    "mfu": flops / peak if peak and flops else None,
+                }
 
     accelerator = "gpu" if device.startswith("cuda") else "cpu"
     args = ["--config", config, "--data.data_dir", data_dir, "--trainer.accelerator", accelerator]
@@ -121,7 +134,7 @@ def ours_child(config: str, device: str, data_dir: str, warmup: int, steps: int,
     cli = make_cli([*args, *extra], run=False)
     cli.trainer.callbacks.append(StepTimer())
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    return StepTimer.rate
+    return StepTimer.result
 
 
 def startup_child(config: str, device: str, data_dir: str) -> dict[str, float]:
@@ -150,10 +163,10 @@ def startup_child(config: str, device: str, data_dir: str) -> dict[str, float]:
     }
 
 
-def run_child(kind: str, name: str, args: argparse.Namespace, workdir: str) -> dict:
+def run_child(kind: str, name: str, args: argparse.Namespace, workdir: str, extra: list[str] | None = None) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--models", name]
     command += ["--device", args.device, "--data-dir", str(Path(args.data_dir).resolve())]
-    command += ["--warmup", str(args.warmup), "--steps", str(args.steps), "--", *args.extra]
+    command += ["--warmup", str(args.warmup), "--steps", str(args.steps), "--", *(extra or [])]
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env={**os.environ})
     if result.returncode != 0:
         raise SystemExit(f"{kind} child for {name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
@@ -171,6 +184,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed batches (default per model)")
     parser.add_argument("--startup", action="store_true", help="time fast_dev_run's start instead")
     parser.add_argument("--child", choices=["book", "ours", "startup"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=ARGS",
+        help="one more 'ours' column: LABEL=CLI overrides, e.g. 'bf16=--trainer.precision bf16-mixed' (repeatable)",
+    )
+    parser.add_argument("--no-book", action="store_true", help="skip the book's loop (compare variants only)")
     parser.add_argument("extra", nargs="*", help="after --: extra CLI overrides for our side, e.g. --trainer.precision")
     args = parser.parse_args()
     if args.device == "auto":
@@ -184,8 +205,7 @@ def main() -> None:
         elif args.child == "book":
             print(json.dumps({"rate": book_child(config, args.device, args.data_dir, args.warmup, args.steps)}))
         else:
-            rate = ours_child(config, args.device, args.data_dir, args.warmup, args.steps, args.extra)
-            print(json.dumps({"rate": rate}))
+            print(json.dumps(ours_child(config, args.device, args.data_dir, args.warmup, args.steps, args.extra)))
         return
 
     from cnn_lightning.data import DEBIAN_DIR, prepare_raw_files
@@ -211,19 +231,35 @@ def main() -> None:
                     flush=True,
                 )
             return
-        print(f"{'model':10s} {'book ex/s':>12s} {'ours ex/s':>12s} {'ratio':>7s}   samples (book | ours)", flush=True)
+        variants = {"ours": args.extra} | {
+            label: shlex.split(overrides) for label, overrides in (v.split("=", 1) for v in args.variant)
+        }
+        sides = ([] if args.no_book else ["book"]) + list(variants)
+        print("examples/sec, medians over repeats; ratio = ours / book; precision and MFU of 'ours' sides", flush=True)
         for name in models:
             default = DEFAULT_STEPS.get(name, (1, 4) if args.device == "cpu" else (10, 50))
+            if args.device != "cpu" and name in DEFAULT_STEPS:
+                default = (20, 180)  # a LeNet step takes well under a millisecond on a GPU: time a whole epoch
             child_args = argparse.Namespace(**vars(args))
             child_args.warmup = args.warmup if args.warmup is not None else default[0]
             child_args.steps = args.steps if args.steps is not None else default[1]
-            book, ours = [], []
-            for _ in range(args.repeats):  # alternate so drift in machine load hits both sides alike
-                book.append(run_child("book", name, child_args, workdir)["rate"])
-                ours.append(run_child("ours", name, child_args, workdir)["rate"])
-            b, o = statistics.median(book), statistics.median(ours)
-            samples = " ".join(f"{x:.0f}" for x in book) + " | " + " ".join(f"{x:.0f}" for x in ours)
-            print(f"{name:10s} {b:12,.1f} {o:12,.1f} {o / b:6.2f}x   {samples}", flush=True)
+            runs: dict[str, list[dict]] = {side: [] for side in sides}
+            for _ in range(args.repeats):  # alternate so drift in machine load hits every side alike
+                for side in sides:
+                    kind, extra = ("book", []) if side == "book" else ("ours", variants[side])
+                    runs[side].append(run_child(kind, name, child_args, workdir, extra))
+            rates = {side: statistics.median(run["rate"] for run in results) for side, results in runs.items()}
+            cells = []
+            for side in sides:
+                cell = f"{side} {rates[side]:,.1f}"
+                if side != "book":
+                    last = runs[side][-1]
+                    mfu = f", MFU {last['mfu']:.1%}" if last.get("mfu") else ""
+                    ratio = f" = {rates[side] / rates['book']:.2f}x" if "book" in rates else ""
+                    cell += f"{ratio} ({last['precision']}{mfu})"
+                cell += " [" + " ".join(f"{run['rate']:.0f}" for run in runs[side]) + "]"
+                cells.append(cell)
+            print(f"{name:10s} " + " | ".join(cells), flush=True)
 
 
 if __name__ == "__main__":

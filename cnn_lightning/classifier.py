@@ -10,9 +10,11 @@ import torch
 import torch.nn.functional as F
 from lightning.fabric.utilities.throughput import measure_flops
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from cnn_lightning.errors import DivergenceError, InputSizeError, require_positive
+from cnn_lightning.reliability import FiniteLossGuard
 
 
 def meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -90,9 +92,12 @@ class Classifier(L.LightningModule):
         self.example_input_array = torch.zeros(1, in_channels, input_size, input_size)
         # FLOPs of one training step, read by ThroughputMonitor for FLOPs/s and MFU; measured at fit start.
         self.flops_per_batch: int | None = None
+        self.loss_guard = FiniteLossGuard(self._diverged)
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False) for _ in range(3)
         )
+        # No NaN check: it would read the loss on the host every step; the loss guard watches for NaN instead.
+        self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
 
     def build_network(self) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} must implement build_network()")
@@ -132,6 +137,10 @@ class Classifier(L.LightningModule):
         self.channels_last = auto if self.hparams.channels_last is None else self.hparams.channels_last
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
+        if on_cuda and torch.get_float32_matmul_precision() == "highest":
+            # cuDNN already runs float32 convolutions on TF32 tensor cores (torch.backends.cudnn.allow_tf32 is on by
+            # default); let the linear layers' float32 matrix products use them too.
+            torch.set_float32_matmul_precision("high")
         if stage == "fit":
             batch = getattr(self.trainer.datamodule, "batch_size", 1)
             self.flops_per_batch = training_flops(self.net, (batch, self.hparams.in_channels, *[self.input_size] * 2))
@@ -141,33 +150,48 @@ class Classifier(L.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.net(images)
+        # TensorBoard's graph traces the model, which a compiled module refuses; its plain forward traces.
+        return self.net.forward(images) if torch.jit.is_tracing() else self.net(images)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        """Loss of one batch; the stage's accuracy and mean loss accumulate on the device, logged at epoch end
+        (a ``self.log`` per step costs more than a LeNet step on a GPU)."""
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
-        if not torch.isfinite(loss):
-            self._diverged(loss, batch_idx)
-        self.train_acc(logits, labels)
-        self.log(
-            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels), sync_dist=True
-        )
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        getattr(self, f"{stage}_acc").update(logits.detach(), labels)
+        getattr(self, f"{stage}_loss").update(loss.detach(), weight=len(labels))
         return loss
 
-    def _diverged(self, loss: torch.Tensor, batch_idx: int) -> None:
-        """Stop before the non-finite loss reaches the weights, so every checkpoint on disk stays good."""
+    def _log_epoch(self, stage: str) -> None:
+        """Log the stage's epoch loss and accuracy (torchmetrics syncs them over DDP ranks) and start afresh."""
+        for name in ("loss", "acc"):
+            metric = getattr(self, f"{stage}_{name}")
+            if metric.update_count:
+                self.log(f"{stage}/{name}", metric.compute(), prog_bar=True)
+            metric.reset()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._shared_step(batch, "train")
+        self.loss_guard.check(loss, batch_idx, epoch=self.current_epoch, step=self.global_step)
+        return loss
+
+    def _diverged(self, loss: float, epoch: int, step: int, batch_idx: int) -> None:
+        """Stop the run, naming where the loss went non-finite; the checkpoints on disk predate it."""
         lr = self.hparams.lr
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") if self._trainer else ""
         raise DivergenceError(
-            f"Training diverged: the loss became {loss.item()} at epoch {self.current_epoch}, global step "
-            f"{self.global_step} (batch {batch_idx}). Lower the learning rate: now {lr:g}, try "
-            f"--model.init_args.lr {lr / 10:g}."
+            f"Training diverged: the loss became {loss} at epoch {epoch}, global step {step} (batch {batch_idx}). "
+            f"Lower the learning rate: now {lr:g}, try --model.init_args.lr {lr / 10:g}."
             + (f" The last checkpoint, from before this step, is intact: {checkpoint}" if checkpoint else "")
         )
 
+    def on_train_epoch_end(self) -> None:
+        self.loss_guard.flush()
+        self._log_epoch("train")
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.loss_guard.flush()  # never write weights a non-finite step has touched
         # Dropout draws from the global generator: keep its state so a resumed run draws the same masks.
         checkpoint["torch_rng_state"] = torch.get_rng_state()
         if torch.cuda.is_available() and self.device.type == "cuda":
@@ -179,20 +203,17 @@ class Classifier(L.LightningModule):
         if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
             torch.cuda.set_rng_state(checkpoint["cuda_rng_state"], self.device)
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
-        images, labels = batch
-        logits = self(images)
-        metric = getattr(self, f"{stage}_acc")
-        metric(logits, labels)
-        size = len(labels)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), prog_bar=True, batch_size=size, sync_dist=True)
-        self.log(f"{stage}/acc", metric, prog_bar=True, batch_size=size)
-
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+        self._shared_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self._shared_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         images, labels = batch

@@ -16,9 +16,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A torchvision root holding the real Fashion-MNIST, decompressed from Debian's dataset-fashion-mnist."""
+    """A torchvision root holding the real Fashion-MNIST, decompressed from Debian's dataset-fashion-mnist (or from
+    the folder of ``*.gz`` files named by ``FASHION_MNIST_GZ_DIR``, e.g. on a machine without the Debian package)."""
     root = tmp_path_factory.mktemp("data")
-    prepare_raw_files(root, [DEBIAN_DIR], download=False)
+    extra = [os.environ["FASHION_MNIST_GZ_DIR"]] if os.environ.get("FASHION_MNIST_GZ_DIR") else []
+    prepare_raw_files(root, [DEBIAN_DIR, *extra], download=False)
     return root
 
 

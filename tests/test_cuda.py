@@ -1,0 +1,88 @@
+"""The CUDA paths, on a GPU only (CI has none; run on a lent GPU machine): every config trains there, the on-device
+resize equals the CPU's, the steady-state training step never waits on the host, and the divergence guard, which
+reads its flags without blocking there, still stops the run before a bad checkpoint is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from cnn_lightning.callbacks import default_callbacks
+from cnn_lightning.cli import make_cli
+from cnn_lightning.data import FashionMNISTDataModule, resize_batch
+from cnn_lightning.errors import DivergenceError
+from cnn_lightning.models import LeNet, LeNetBN, ResNet
+from cnn_lightning.reliability import AtomicCheckpointIO, RunCheckpoint, load_checkpoint
+from tests.test_cli import BOOK_CONFIGS
+from tests.test_errors import RaiseLearningRate
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("config", BOOK_CONFIGS)
+def test_every_config_trains_on_cuda(
+    config: str, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_cli(["fit", "--config", f"{config}.yaml", "--trainer.max_steps", "3", "--trainer.limit_val_batches", "2",
+              "--trainer.limit_test_batches", "2", "--data.data_dir", str(data_dir)])  # fmt: skip
+    closing = capsys.readouterr().out.strip().splitlines()[-1]
+    assert closing.startswith("loss ") and "examples/sec on cuda" in closing
+
+
+@pytest.mark.parametrize("size", [28, 96, 224])
+def test_resize_on_cuda_equals_the_cpu(data_dir: Path, size: int) -> None:
+    data = FashionMNISTDataModule(data_dir=str(data_dir), download=False)
+    data.setup("fit")
+    images = data.split("train")[0][:256]
+    on_cpu, on_cuda = resize_batch(images, size), resize_batch(images.cuda(), size).cpu()
+    assert (on_cpu - on_cuda).abs().max() <= 1 / 255 + 1e-7  # within one grey level of the book's PIL pipeline
+
+
+class SyncWatch(L.Callback):
+    """Makes every host synchronization an error from ``first`` to ``last`` training batch (hooks included), so the
+    test's traceback names the line that synchronized."""
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.last = first, last
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if batch_idx == self.first:
+            torch.cuda.set_sync_debug_mode("error")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if args[-1] == self.last:
+            torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("model_class", [LeNet, ResNet])
+def test_steady_state_training_step_never_syncs(model_class: type, data_dir: Path, tmp_path: Path) -> None:
+    """Between logged steps and checkpoints, nothing in a step (loss guard, metrics, callbacks, logging, data)
+    makes the host wait for the GPU."""
+    trainer = L.Trainer(accelerator="cuda", devices=1, max_steps=40, limit_val_batches=0, log_every_n_steps=50,
+                        default_root_dir=tmp_path, callbacks=[*default_callbacks(), SyncWatch(5, 30)],
+                        enable_checkpointing=False)  # fmt: skip
+    size = 28 if model_class is LeNet else 96
+    data = FashionMNISTDataModule(data_dir=str(data_dir), download=False, resize=size, batch_size=64)
+    try:
+        trainer.fit(model_class(input_size=size), datamodule=data)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert trainer.global_step == 40
+
+
+def test_divergence_guard_on_cuda_keeps_the_last_good_checkpoint(data_dir: Path, tmp_path: Path) -> None:
+    checkpoints = RunCheckpoint(dirpath=tmp_path / "ckpt", last_every_n_steps=2)
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=30, limit_val_batches=0, accelerator="cuda", devices=1,
+                        logger=False, enable_progress_bar=False, plugins=[AtomicCheckpointIO()],
+                        callbacks=[*default_callbacks(), checkpoints, RaiseLearningRate(step=4)])  # fmt: skip
+    with pytest.raises(DivergenceError) as error:
+        trainer.fit(LeNetBN(), datamodule=FashionMNISTDataModule(data_dir=str(data_dir), download=False))
+    step = int(str(error.value).split("global step ")[1].split()[0])
+    assert 4 <= step <= 10  # the flag is read a few steps late on CUDA, never after a checkpoint
+    good = load_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert good["global_step"] <= step
+    assert all(torch.isfinite(value).all() for value in good["state_dict"].values())
