@@ -17,6 +17,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BatchSizeFinder, Callback
+from lightning.pytorch.tuner.batch_size_scaling import _reset_dataloaders
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.parsing import lightning_getattr, lightning_hasattr, lightning_setattr
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
@@ -130,14 +131,16 @@ class AutoMicroBatch(BatchSizeFinder):
             return
         if not lightning_hasattr(pl_module, self._batch_arg_name):
             raise MisconfigurationException(f"AutoMicroBatch: no `{self._batch_arg_name}` in the model or data.")
-        configured = lightning_getattr(pl_module, self._batch_arg_name) * trainer.accumulate_grad_batches
-        effective = self.effective_batch_size or configured * trainer.world_size
+        micro = lightning_getattr(pl_module, self._batch_arg_name)
+        effective = self.effective_batch_size or micro * trainer.accumulate_grad_batches * trainer.world_size
         if effective % trainer.world_size:
             raise MisconfigurationException(
                 f"AutoMicroBatch: effective batch {effective} does not split over {trainer.world_size} devices."
             )
         self._per_device = effective // trainer.world_size
-        self._largest = power_of_two_divisor(self._per_device, self.max_micro_batch)
+        # The configured micro-batch is the largest tried: a user who asked for 64 × 4 gets no more than 64.
+        cap = min(micro, self.max_micro_batch or micro)
+        self._largest = power_of_two_divisor(self._per_device, cap)
         self._search = self._largest > 1 and self._can_search(trainer)
         if self._search:
             super().setup(trainer, pl_module, stage)  # Lightning's own checks of the finder's preconditions
@@ -180,14 +183,32 @@ class AutoMicroBatch(BatchSizeFinder):
     def _report(self, trainer: L.Trainer, why: str) -> None:
         if trainer.is_global_zero:
             micro, accumulation = self.micro_batch_size, trainer.accumulate_grad_batches
+            module = trainer.lightning_module
+            if getattr(module.hparams, "memory_efficient", None) == "auto":
+                why += f"; recomputation in backward {'on' if module.memory_efficient else 'off'}"
             print(f"AutoMicroBatch: micro-batch {micro} × {accumulation} accumulated ({why})", flush=True)
 
-    def _find(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int:
-        """Run Lightning's power-mode finder over the candidates 1, 2, 4, … ``self._largest``."""
-        self._max_trials = self._largest.bit_length()  # never past the configured batch
+    def _find_split(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The micro-batch search; a model with ``memory_efficient='auto'`` recomputes in backward only if the
+        whole micro-batch does not fit without it (recomputation costs less than splitting on a GPU)."""
+        if getattr(pl_module.hparams, "memory_efficient", None) == "auto":
+            pl_module.set_memory_efficient(False)
+            if self._find(trainer, pl_module, start=self._largest) == self._largest:
+                return
+            pl_module.set_memory_efficient(True)
+            self._find(trainer, pl_module, again=True)
+            return
+        self._find(trainer, pl_module)
+
+    def _find(self, trainer: L.Trainer, pl_module: L.LightningModule, start: int = 1, again: bool = False) -> int:
+        """Run Lightning's power-mode finder over the candidates ``start``, 2 × ``start``, … ``self._largest``."""
+        self._init_val = start
+        self._max_trials = (self._largest // start).bit_length()  # never past the configured batch
         self._max_val = self._largest + 1  # the finder stops before trying a size >= max_val
         # The finder builds its first loader before it sets init_val: set it first, or trial 1 runs the full batch.
         lightning_setattr(pl_module, self._batch_arg_name, self._init_val)
+        if again:
+            _reset_dataloaders(trainer)  # the loader an earlier search left holds that search's last size
         checkpoints = set(Path(trainer.default_root_dir).glob(".scale_batch_size_*.ckpt"))
         try:
             self.scale_batch_size(trainer, pl_module)
@@ -201,7 +222,7 @@ class AutoMicroBatch(BatchSizeFinder):
             raise
         micro = min(self.optimal_batch_size or 1, self._largest)
         self._apply(trainer, pl_module, micro)
-        return micro
+        return micro if start == 1 or micro == self._largest else 0  # a single failed trial proves nothing fits
 
     def _search_cuda(self, trainer: L.Trainer, pl_module: L.LightningModule, device: torch.device) -> int:
         free, total = torch.cuda.mem_get_info(device)
@@ -214,7 +235,7 @@ class AutoMicroBatch(BatchSizeFinder):
         # The caching allocator raises a regular CUDA OOM above this fraction, which the finder recognizes.
         torch.cuda.set_per_process_memory_fraction(search_budget / total, device)
         try:
-            self._find(trainer, pl_module)
+            self._find_split(trainer, pl_module)
         finally:
             kept = budget / total if self.max_memory is not None else previous
             torch.cuda.set_per_process_memory_fraction(kept, device)
@@ -239,7 +260,7 @@ class AutoMicroBatch(BatchSizeFinder):
         handle = register_optimizer_step_post_hook(check_peak)
         reset_peak_rss()
         try:
-            self._find(trainer, pl_module)
+            self._find_split(trainer, pl_module)
         finally:
             handle.remove()
         return search_budget

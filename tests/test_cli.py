@@ -86,3 +86,14 @@ def test_configs_start_a_logged_run(
               "--data.data_dir", str(data_dir), "--trainer.accelerator", "cpu"])  # fmt: skip
     run = next((tmp_path / "lightning_logs").glob("version_*"))
     assert (run / "checkpoints" / "last.ckpt").is_file() and list(run.glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_compiled_model_starts_a_logged_run(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiled network cannot be traced for TensorBoard's graph; the graph takes its plain forward."""
+    monkeypatch.chdir(tmp_path)
+    make_cli(["fit", "--config", "lenet.yaml", "--model.init_args.compile", "true", "--trainer.max_steps", "2",
+              "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1", "--data.data_dir",
+              str(data_dir), "--trainer.accelerator", "cpu"])  # fmt: skip
+    run = next((tmp_path / "lightning_logs").glob("version_*"))
+    assert (run / "checkpoints" / "last.ckpt").is_file()

@@ -210,3 +210,43 @@ def test_densenet_configs_fast_dev_run(config: str, data_dir: Path, tmp_path: Pa
     assert "Effective batch size 256 = micro-batch 256 × 1 accumulated × 1 device" in done.stdout
     if config == "densenet.yaml":  # bf16 + checkpointing; on CPU without max_memory the batch stays whole
         assert "AutoMicroBatch: micro-batch 256 × 1 accumulated" in done.stdout
+
+
+class LimitedDenseNet(DenseNet):
+    """A DenseNet whose device "holds" ``plain`` examples per step without recomputation and ``recomputed`` with
+    it: larger micro-batches fail as PyTorch's allocator does, so the search's decisions can be checked exactly."""
+
+    def __init__(self, plain: int, recomputed: int) -> None:
+        super().__init__(input_size=28, growth_rate=4, convs_per_block=(1, 1), memory_efficient="auto")
+        self.plain, self.recomputed = plain, recomputed
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if len(batch[1]) > (self.recomputed if self.memory_efficient else self.plain):
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes")
+        return super().training_step(batch, batch_idx)
+
+
+@pytest.mark.parametrize(
+    ("plain", "recomputed", "split", "recompute"),
+    [(64, 64, (64, 1), False), (32, 64, (64, 1), True), (8, 16, (16, 4), True)],
+)
+def test_recomputation_only_where_the_whole_batch_does_not_fit_without_it(
+    plain: int, recomputed: int, split: tuple[int, int], recompute: bool, data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    model = LimitedDenseNet(plain, recomputed)
+    callback = AutoMicroBatch(max_memory=1024.0, steps_per_trial=1)
+    trainer, _ = _fit(model, _datamodule(data_dir, 64), [callback], 4, tmp_path)
+    assert (callback.micro_batch_size, trainer.accumulate_grad_batches) == split
+    assert model.memory_efficient is recompute
+    assert f"recomputation in backward {'on' if recompute else 'off'}" in capsys.readouterr().out
+
+
+def test_explicit_micro_batch_is_the_largest_candidate(data_dir: Path, tmp_path: Path, capsys) -> None:
+    """``--data.batch_size 16 --trainer.accumulate_grad_batches 4`` asks for 16 × 4: never 64 × 1."""
+    data = _datamodule(data_dir, 16)
+    trainer = L.Trainer(max_steps=1, limit_val_batches=0, accumulate_grad_batches=4, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, default_root_dir=tmp_path,
+                        callbacks=[AutoMicroBatch(max_memory=1024.0, steps_per_trial=1)])  # fmt: skip
+    trainer.fit(LeNet(), datamodule=data)
+    assert (data.batch_size, trainer.accumulate_grad_batches) == (16, 4)
+    assert "AutoMicroBatch: micro-batch 16 × 4 accumulated" in capsys.readouterr().out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -88,7 +88,8 @@ class DenseNet(Classifier):
     Args:
         growth_rate: channels each dense layer adds.
         convs_per_block: dense layers in each block.
-        memory_efficient: recompute dense layers in backward (checkpointing) to save memory.
+        memory_efficient: recompute dense layers in backward (checkpointing) to save memory; ``"auto"``: off,
+            unless ``AutoMicroBatch`` finds that the whole micro-batch does not fit without it.
     """
 
     def __init__(
@@ -98,10 +99,21 @@ class DenseNet(Classifier):
         input_size: int = 96,
         growth_rate: int = 32,
         convs_per_block: tuple[int, ...] = (4, 4, 4, 4),
-        memory_efficient: bool = False,
+        memory_efficient: bool | Literal["auto"] = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(lr=lr, input_size=input_size, **kwargs)
+
+    @property
+    def memory_efficient(self) -> bool:
+        """Whether the dense layers are recomputed in backward now."""
+        return any(block.memory_efficient for block in self.net.modules() if isinstance(block, DenseBlock))
+
+    def set_memory_efficient(self, enabled: bool) -> None:
+        """Turn recomputation of the dense layers in backward on or off (the weights are untouched)."""
+        for block in self.net.modules():
+            if isinstance(block, DenseBlock):
+                block.memory_efficient = enabled
 
     def build_network(self) -> nn.Module:
         hp = self.hparams
@@ -112,7 +124,7 @@ class DenseNet(Classifier):
                 num_convs=num_convs,
                 in_channels=channels,
                 growth_rate=hp.growth_rate,
-                memory_efficient=hp.memory_efficient,
+                memory_efficient=hp.memory_efficient is True,
             )
             blocks.append(block)
             channels = block.out_channels
