@@ -17,11 +17,13 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BatchSizeFinder, Callback
-from lightning.pytorch.tuner.batch_size_scaling import _reset_dataloaders
+from lightning.pytorch.strategies import ParallelStrategy
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.parsing import lightning_getattr, lightning_hasattr, lightning_setattr
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from cnn_lightning.lightning_contract import rebuild_train_loader
 
 GiB = 1 << 30
 _STATUS, _CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
@@ -72,14 +74,17 @@ def power_of_two_divisor(n: int, at_most: int | None = None) -> int:
     return divisor
 
 
-class AutoMicroBatch(BatchSizeFinder):
+class AutoMicroBatch(Callback):
     """Largest micro-batch that fits the device, with gradient accumulation keeping the effective batch.
 
-    At fit start the micro-batch candidates are the powers of two dividing the per-device effective batch
-    (capped by ``max_micro_batch``); Lightning's ``BatchSizeFinder`` in ``power`` mode tries them upwards from 1
-    (``max_trials`` bounded so it never goes past the configured batch) until one runs out of memory, with
-    Lightning's ``is_oom_error`` deciding what counts as out of memory. Then ``data.batch_size`` becomes the
-    micro-batch and ``trainer.accumulate_grad_batches`` the rest, and one line says what was chosen.
+    At fit start the micro-batch candidates are the powers of two dividing the per-device effective batch, up
+    to the configured micro-batch (``data.batch_size``, and ``max_micro_batch``); Lightning's ``BatchSizeFinder``
+    in ``power`` mode tries them upwards from 1 until one runs out of memory, with Lightning's ``is_oom_error``
+    deciding what counts as out of memory. Then ``data.batch_size`` becomes the micro-batch and
+    ``trainer.accumulate_grad_batches`` the rest, and one line says what was chosen. A model whose
+    ``memory_efficient`` hyperparameter is ``"auto"`` (DenseNet) is tried on the whole micro-batch without
+    recomputation first, and recomputes in backward only if that does not fit: on a GPU recomputation costs
+    less than splitting the batch.
 
     Where the search runs:
 
@@ -112,7 +117,7 @@ class AutoMicroBatch(BatchSizeFinder):
         steps_per_trial: int = 2,
         batch_arg_name: str = "batch_size",
     ) -> None:
-        super().__init__(mode="power", steps_per_trial=steps_per_trial, init_val=1, batch_arg_name=batch_arg_name)
+        super().__init__()
         for name, value in (("effective_batch_size", effective_batch_size), ("max_micro_batch", max_micro_batch)):
             if value is not None and value < 1:
                 raise ValueError(f"AutoMicroBatch: {name} must be at least 1, got {value}.")
@@ -122,6 +127,7 @@ class AutoMicroBatch(BatchSizeFinder):
             raise ValueError(f"AutoMicroBatch: headroom must be in [0, 1), got {headroom}.")
         self.effective_batch_size, self.max_micro_batch = effective_batch_size, max_micro_batch
         self.max_memory, self.headroom = max_memory, headroom
+        self.steps_per_trial, self.batch_arg_name = steps_per_trial, batch_arg_name
         self.micro_batch_size: int | None = None
         self._per_device = self._largest = 0
         self._search = False
@@ -129,9 +135,9 @@ class AutoMicroBatch(BatchSizeFinder):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str | None = None) -> None:
         if stage != "fit":
             return
-        if not lightning_hasattr(pl_module, self._batch_arg_name):
-            raise MisconfigurationException(f"AutoMicroBatch: no `{self._batch_arg_name}` in the model or data.")
-        micro = lightning_getattr(pl_module, self._batch_arg_name)
+        if not lightning_hasattr(pl_module, self.batch_arg_name):
+            raise MisconfigurationException(f"AutoMicroBatch: no `{self.batch_arg_name}` in the model or data.")
+        micro = lightning_getattr(pl_module, self.batch_arg_name)
         effective = self.effective_batch_size or micro * trainer.accumulate_grad_batches * trainer.world_size
         if effective % trainer.world_size:
             raise MisconfigurationException(
@@ -139,38 +145,41 @@ class AutoMicroBatch(BatchSizeFinder):
             )
         self._per_device = effective // trainer.world_size
         # The configured micro-batch is the largest tried: a user who asked for 64 × 4 gets no more than 64.
-        cap = min(micro, self.max_micro_batch or micro)
-        self._largest = power_of_two_divisor(self._per_device, cap)
+        self._largest = power_of_two_divisor(self._per_device, min(micro, self.max_micro_batch or micro))
         self._search = self._largest > 1 and self._can_search(trainer)
-        if self._search:
-            super().setup(trainer, pl_module, stage)  # Lightning's own checks of the finder's preconditions
         # Apply the no-search split now, before configure_optimizers, so a scheduler that reads
         # ``trainer.estimated_stepping_batches`` sees the accumulation whenever no search changes it.
         self._apply(trainer, pl_module, self._largest)
 
-    def _can_search(self, trainer: L.Trainer) -> bool:
+    def _why_not(self, trainer: L.Trainer) -> str | None:
+        """Why no search runs, or None when it can."""
         if trainer.fast_dev_run:
-            return False
-        if trainer._accelerator_connector.is_distributed:
-            rank_zero_warn("AutoMicroBatch: Lightning's batch-size finder does not run distributed; not searching.")
-            return False
+            return "no search with fast_dev_run"
+        if isinstance(trainer.strategy, ParallelStrategy):
+            return "no search when distributed: Lightning's batch-size finder does not run there"
         device = trainer.strategy.root_device.type
-        return device == "cuda" or (device == "cpu" and self.max_memory is not None and reset_peak_rss())
+        if device == "cuda" or (device == "cpu" and self.max_memory is not None and reset_peak_rss()):
+            return None
+        return f"no search on {device} without max_memory"
+
+    def _can_search(self, trainer: L.Trainer) -> bool:
+        why = self._why_not(trainer)
+        if why and why.startswith("no search when distributed"):
+            rank_zero_warn(f"AutoMicroBatch: {why}.")
+        return why is None
 
     def _apply(self, trainer: L.Trainer, pl_module: L.LightningModule, micro: int) -> None:
-        lightning_setattr(pl_module, self._batch_arg_name, micro)
+        lightning_setattr(pl_module, self.batch_arg_name, micro)
         trainer.accumulate_grad_batches = self._per_device // micro
-        self.micro_batch_size = self.optimal_batch_size = micro
+        self.micro_batch_size = micro
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         device = trainer.strategy.root_device
         if not self._search:
             if self._largest == 1:
                 why = f"1 is the only power of two dividing {self._per_device}"
-            elif trainer.fast_dev_run or trainer._accelerator_connector.is_distributed:
-                why = "no search with fast_dev_run" if trainer.fast_dev_run else "no search when distributed"
             else:
-                why = f"no search on {device.type} without max_memory"
+                why = self._why_not(trainer) or "no search"
             self._report(trainer, f"largest candidate kept, {why}")
             return
         trainer.accumulate_grad_batches = 1  # a trial's steps_per_trial optimizer steps = as many micro-batches
@@ -190,39 +199,47 @@ class AutoMicroBatch(BatchSizeFinder):
 
     def _find_split(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """The micro-batch search; a model with ``memory_efficient='auto'`` recomputes in backward only if the
-        whole micro-batch does not fit without it (recomputation costs less than splitting on a GPU)."""
-        if getattr(pl_module.hparams, "memory_efficient", None) == "auto":
-            pl_module.set_memory_efficient(False)
-            if self._find(trainer, pl_module, start=self._largest) == self._largest:
-                return
-            pl_module.set_memory_efficient(True)
-            self._find(trainer, pl_module, again=True)
+        whole micro-batch does not fit without it."""
+        if getattr(pl_module.hparams, "memory_efficient", None) != "auto":
+            self._find(trainer, pl_module, start=1)
             return
-        self._find(trainer, pl_module)
+        pl_module.set_memory_efficient(False)
+        if self._find(trainer, pl_module, start=self._largest) == 0:
+            pl_module.set_memory_efficient(True)
+            self._find(trainer, pl_module, start=1, again=True)
 
-    def _find(self, trainer: L.Trainer, pl_module: L.LightningModule, start: int = 1, again: bool = False) -> int:
-        """Run Lightning's power-mode finder over the candidates ``start``, 2 × ``start``, … ``self._largest``."""
-        self._init_val = start
-        self._max_trials = (self._largest // start).bit_length()  # never past the configured batch
-        self._max_val = self._largest + 1  # the finder stops before trying a size >= max_val
-        # The finder builds its first loader before it sets init_val: set it first, or trial 1 runs the full batch.
-        lightning_setattr(pl_module, self._batch_arg_name, self._init_val)
+    def _find(self, trainer: L.Trainer, pl_module: L.LightningModule, *, start: int, again: bool = False) -> int:
+        """Lightning's power-mode finder over the powers of two from ``start`` to ``self._largest``; returns the
+        largest that ran, or 0 when a single trial at ``self._largest`` did not fit."""
+        finder = BatchSizeFinder(
+            mode="power",
+            steps_per_trial=self.steps_per_trial,
+            init_val=start,
+            max_trials=(self._largest // start).bit_length(),  # never past the configured batch
+            batch_arg_name=self.batch_arg_name,
+            max_val=self._largest + 1,  # the finder stops before trying a size >= max_val
+        )
+        # The finder builds its first loader before it sets init_val: set it first, or trial 1 runs the full batch;
+        # a loader an earlier search built is rebuilt, or trial 1 runs that search's last size.
+        lightning_setattr(pl_module, self.batch_arg_name, start)
         if again:
-            _reset_dataloaders(trainer)  # the loader an earlier search left holds that search's last size
+            rebuild_train_loader(trainer)
         checkpoints = set(Path(trainer.default_root_dir).glob(".scale_batch_size_*.ckpt"))
         try:
-            self.scale_batch_size(trainer, pl_module)
+            finder.scale_batch_size(trainer, pl_module)
         except Exception:
             # The finder's own cleanup fails after an error; do not leave its checkpoint behind.
             for leftover in set(Path(trainer.default_root_dir).glob(".scale_batch_size_*.ckpt")) - checkpoints:
                 leftover.unlink(missing_ok=True)
             # Power mode halves a failing size 1 to 0, which no data loader can take.
-            if lightning_getattr(pl_module, self._batch_arg_name) == 0:
+            if lightning_getattr(pl_module, self.batch_arg_name) == 0:
                 raise MemoryError("AutoMicroBatch: not even a micro-batch of 1 fits the memory budget.") from None
             raise
-        micro = min(self.optimal_batch_size or 1, self._largest)
-        self._apply(trainer, pl_module, micro)
-        return micro if start == 1 or micro == self._largest else 0  # a single failed trial proves nothing fits
+        micro = min(finder.optimal_batch_size or 1, self._largest)
+        if start == self._largest and micro < start:  # the finder halved a failed single trial without trying it
+            return 0
+        self._apply(trainer, pl_module, micro)  # the finder's loader already holds this size: its last trial's
+        return micro
 
     def _search_cuda(self, trainer: L.Trainer, pl_module: L.LightningModule, device: torch.device) -> int:
         free, total = torch.cuda.mem_get_info(device)
@@ -265,29 +282,19 @@ class AutoMicroBatch(BatchSizeFinder):
             handle.remove()
         return search_budget
 
-    # Lightning's finder also runs before validate/test/predict; the micro-batch is a training matter.
-    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pass
-
-    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pass
-
-    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pass
-
 
 class EffectiveBatchSize(Callback):
     """Prints (rank 0, one line) and logs as hyperparameters the examples per optimizer step at fit start:
     micro-batch × ``accumulate_grad_batches`` × devices.
 
-    Runs after ``AutoMicroBatch``: Lightning moves batch-size finders to the front of the callback list.
+    Prints at ``on_train_start``, after every ``on_fit_start`` (``AutoMicroBatch`` searches there).
     """
 
     def __init__(self, batch_arg_name: str = "batch_size") -> None:
         self.batch_arg_name = batch_arg_name
         self.effective_batch_size: int | None = None
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not lightning_hasattr(pl_module, self.batch_arg_name):
             return
         micro, accumulation = lightning_getattr(pl_module, self.batch_arg_name), trainer.accumulate_grad_batches

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.fabric.utilities.throughput import measure_flops
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from cnn_lightning.errors import DivergenceError, InputSizeError, require_positive
+from cnn_lightning.errors import ConfigError, DivergenceError, InputSizeError, require_positive
 from cnn_lightning.reliability import FiniteLossGuard
+
+if TYPE_CHECKING:
+    from cnn_lightning.models.record import ModelRecord
 
 
 def meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -52,7 +54,8 @@ class Classifier(L.LightningModule):
     network is built for and the data module resizes to it.
 
     Args:
-        lr: SGD learning rate.
+        lr: SGD learning rate. The optimizer is the book's SGD unless the config names another
+            (LightningCLI's ``optimizer:`` and ``lr_scheduler:`` keys, e.g. ``--optimizer AdamW``), which replace it.
         momentum: SGD momentum (the book uses none).
         weight_decay: L2 penalty (the book uses none).
         input_size: image side length the network is built for.
@@ -62,7 +65,11 @@ class Classifier(L.LightningModule):
             CUDA (tensor cores read NHWC) and on CPU unless the class says ``channels_last_pays_on_cpu = False``.
         compile: ``torch.compile`` the network at fit start (compiles in place: checkpoints stay compatible);
             a string picks the mode, e.g. ``reduce-overhead`` (CUDA graphs: fewer kernel launches per step).
+        label_smoothing: of the cross-entropy criterion shared by training, validation and test (the book: 0).
     """
+
+    #: The network's facts (book section, size, parameters, the book's accuracy, classes): see models/record.py.
+    record: ClassVar[ModelRecord | None] = None
 
     # oneDNN's NHWC kernels trained every book network faster on the 2-core CPU (LeNet +16 %, AlexNet +12 %,
     # VGG +20 %, NiN +14 %, GoogLeNet +37 %, ResNet +6 %, DenseNet +38 %) except LeNetBN, whose batch norm on
@@ -79,13 +86,19 @@ class Classifier(L.LightningModule):
         in_channels: int = 1,
         channels_last: bool | None = None,
         compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = False,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         require_positive(lr, name="The learning rate", flag="--model.init_args.lr")
         require_positive(momentum, name="Momentum", flag="--model.init_args.momentum", allow_zero=True)
         require_positive(weight_decay, name="Weight decay", flag="--model.init_args.weight_decay", allow_zero=True)
         require_positive(input_size, name="The input size", flag="--model.init_args.input_size")
+        if not 0 <= label_smoothing < 1:
+            raise ConfigError(
+                f"label_smoothing must be in [0, 1), got {label_smoothing}. Set --model.init_args.label_smoothing."
+            )
         self.save_hyperparameters()
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.input_size = input_size
         self.net = self._build_checked()
         self.init_weights()
@@ -94,6 +107,7 @@ class Classifier(L.LightningModule):
         # FLOPs of one training step, read by ThroughputMonitor for FLOPs/s and MFU; measured at fit start.
         self.flops_per_batch: int | None = None
         self.loss_guard = FiniteLossGuard(self._diverged)
+        self._compiled = False
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False) for _ in range(3)
         )
@@ -124,7 +138,7 @@ class Classifier(L.LightningModule):
     @classmethod
     def book_input_size(cls) -> int:
         """The image side the book trains this architecture at."""
-        return inspect.signature(cls.__init__).parameters["input_size"].default
+        return cls.record.input_size if cls.record else inspect.signature(cls.__init__).parameters["input_size"].default
 
     def init_weights(self) -> None:
         """Xavier-uniform on every convolution and linear weight, exactly as the book's ``init_weights``."""
@@ -145,8 +159,9 @@ class Classifier(L.LightningModule):
         if stage == "fit":
             batch = getattr(self.trainer.datamodule, "batch_size", 1)
             self.flops_per_batch = training_flops(self.net, (batch, self.hparams.in_channels, *[self.input_size] * 2))
-        if self.hparams.compile and not getattr(self.net, "_compiled_call_impl", None):
+        if self.hparams.compile and not self._compiled:
             self.net.compile(mode=None if self.hparams.compile is True else self.hparams.compile)
+            self._compiled = True
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -154,12 +169,37 @@ class Classifier(L.LightningModule):
         # TensorBoard's graph traces the model, which a compiled module refuses; its plain forward traces.
         return self.net.forward(images) if torch.jit.is_tracing() else self.net(images)
 
+    def upgrade_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state`` with the network's keys as this version names them.
+
+        Before the stages had names, weights were keyed by position (``net.13.weight``, DenseNet's
+        ``net.1.net.0.2.weight``); such a state holds the same tensors in the same order, so it is renamed by
+        position once every shape matches. Anything else that does not match is refused with the reason.
+        """
+        current = self.state_dict()
+        old = [key for key in state if key.startswith("net.")]
+        new = [key for key in current if key.startswith("net.")]
+        if set(old) == set(new):
+            return state
+        shapes_match = len(old) == len(new) and all(
+            tuple(state[a].shape) == tuple(current[b].shape) for a, b in zip(old, new, strict=True)
+        )
+        if not shapes_match or not any(key.split(".")[1].isdigit() for key in old):
+            raise ConfigError(
+                f"The checkpoint's network does not match {type(self).__name__} as configured: it has "
+                f"{len(old)} weight tensors ({old[0] if old else 'none'} first), this model {len(new)} ({new[0]} "
+                "first). Use the configuration the checkpoint was trained with (its run's config.yaml)."
+            )
+        # Written before the stages were named (positional keys): same layers, same order.
+        renamed = dict(zip(old, new, strict=True))
+        return {renamed.get(key, key): value for key, value in state.items()}
+
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         """Loss of one batch; the stage's accuracy and mean loss accumulate on the device, logged at epoch end
         (a ``self.log`` per step costs more than a LeNet step on a GPU)."""
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
+        loss = self.criterion(logits, labels)
         getattr(self, f"{stage}_acc").update(logits.detach(), labels)
         # The weight as a device tensor: a Python number would be copied to the GPU, which waits for it.
         getattr(self, f"{stage}_loss").update(loss.detach(), weight=torch.full_like(loss.detach(), len(labels)))
@@ -180,11 +220,13 @@ class Classifier(L.LightningModule):
 
     def _diverged(self, loss: float, epoch: int, step: int, batch_idx: int) -> None:
         """Stop the run, naming where the loss went non-finite; the checkpoints on disk predate it."""
-        lr = self.hparams.lr
+        optimizer = self.trainer.optimizers[0] if self._trainer and self.trainer.optimizers else None
+        lr = optimizer.param_groups[0]["lr"] if optimizer else self.hparams.lr
+        flag = "--model.init_args.lr" if isinstance(optimizer, torch.optim.SGD) or not optimizer else "--optimizer.lr"
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") if self._trainer else ""
         raise DivergenceError(
             f"Training diverged: the loss became {loss} at epoch {epoch}, global step {step} (batch {batch_idx}). "
-            f"Lower the learning rate: now {lr:g}, try --model.init_args.lr {lr / 10:g}."
+            f"Lower the learning rate: now {lr:g}, try {flag} {lr / 10:g}."
             + (f" The last checkpoint, from before this step, is intact: {checkpoint}" if checkpoint else "")
         )
 
@@ -200,6 +242,7 @@ class Classifier(L.LightningModule):
             checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state(self.device)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = self.upgrade_state_dict(checkpoint["state_dict"])
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         if "cuda_rng_state" in checkpoint and torch.cuda.is_available():

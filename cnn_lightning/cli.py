@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import os
 import sys
@@ -18,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn_lightning.callbacks import closing_line, default_callbacks, final_metrics
 from cnn_lightning.classifier import Classifier
+from cnn_lightning.commands import MODEL_COMMANDS, RUN_COMMANDS, Trainer, run_command, usage
 from cnn_lightning.data import FashionMNISTDataModule
 from cnn_lightning.errors import ConfigError, find_user_error, require_positive
 from cnn_lightning.models import MODELS
@@ -32,8 +32,6 @@ from cnn_lightning.reliability import (
 
 CONFIG_DIRS = (Path("configs"), Path(__file__).resolve().parent.parent / "configs")
 DEBUG_ENV = "CNN_LIGHTNING_DEBUG"
-# Subcommands beside the Lightning CLI's fit/validate/test/predict: module whose ``main(argv)`` runs them.
-EXTRA_COMMANDS = {"summary": "cnn_lightning.summary", "report": "cnn_lightning.report"}
 
 
 def available_configs() -> list[str]:
@@ -76,7 +74,7 @@ def resolve_config_args(argv: Sequence[str]) -> list[str]:
     """Rewrite every ``--config NAME`` / ``--config=NAME`` to the path of the config it names, and give a bare
     ``--ckpt_path RUN`` its run's config."""
     args = list(argv)
-    if args and args[0] in ("fit", "validate", "test", "predict"):
+    if args and args[0] in MODEL_COMMANDS:
         args[1:1] = run_folder_config(args)
     resolved = []
     while args:
@@ -108,6 +106,10 @@ class CNNLightningCLI(LightningCLI):
     crash-safely and resumes it in place, and whose ``fit`` ends like the book's: a test pass on the final
     weights and one closing line, also stored as TensorBoard hparams."""
 
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return MODEL_COMMANDS
+
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.link_arguments("model.init_args.input_size", "data.resize")
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
@@ -126,12 +128,13 @@ class CNNLightningCLI(LightningCLI):
                 "Drop it on CPU (each process then normalizes over its own batch)."
             )
 
-    def _parse_ckpt_path(self) -> None:
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # Before LightningCLI reads the checkpoint's hyperparameters into the config: it takes files only.
         subcommand = self.config.get("subcommand")
         if subcommand and self.config[subcommand].get("ckpt_path"):
             config = self.config[subcommand]
             config.ckpt_path = self._resolve_checkpoint(config, subcommand)
-        super()._parse_ckpt_path()
 
     def _resolve_checkpoint(self, config: Namespace, subcommand: str) -> str:
         """``last`` → the newest last.ckpt of this model; a run folder → its last.ckpt; then check the file
@@ -224,6 +227,7 @@ def make_cli(args: Sequence[str], *, run: bool = True) -> CNNLightningCLI:
     return CNNLightningCLI(
         Classifier,
         FashionMNISTDataModule,
+        trainer_class=Trainer,
         subclass_mode_model=True,
         seed_everything_default=0,
         trainer_defaults=trainer_defaults(),
@@ -243,8 +247,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
     try:
-        if args and args[0] in EXTRA_COMMANDS:
-            importlib.import_module(EXTRA_COMMANDS[args[0]]).main(resolve_config_args(args[1:]))
+        if not args or args[0] in ("-h", "--help"):
+            print(usage())
+            return
+        if args[0] in RUN_COMMANDS:
+            run_command(args[0], args[1:])
             return
         make_cli(args)
     except SIGTERMException:

@@ -20,6 +20,7 @@ from torchvision.datasets import FashionMNIST
 from torchvision.transforms.v2 import functional as TF
 
 from cnn_lightning.errors import DataCorruptError, DataNotFoundError, require_positive
+from cnn_lightning.lightning_contract import completed_train_batches
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 RAW_FILES = {
@@ -270,7 +271,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def _completed_batches(self) -> int:
         """Batches of the current epoch the fit loop has finished: 0 on a fresh epoch, more on a resume."""
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        return completed_train_batches(self.trainer)
 
     def train_dataloader(self) -> TensorBatchLoader:
         return self._loader("train", train=True)

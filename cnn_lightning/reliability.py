@@ -81,6 +81,7 @@ class RunCheckpoint(ModelCheckpoint):
             **kwargs,
         )
         self.last_every_n_steps = last_every_n_steps or 0
+        self._last_saved_step = -1
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -91,28 +92,32 @@ class RunCheckpoint(ModelCheckpoint):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
         step = trainer.global_step
-        if (
-            self.last_every_n_steps
-            and step % self.last_every_n_steps == 0
-            and not self._should_skip_saving_checkpoint(trainer)
-        ):
-            saved_at = self._last_global_step_saved
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-            # A step save must not suppress the best-model save at the validation of the same step.
-            self._last_global_step_saved = saved_at
+        if self.last_every_n_steps and step % self.last_every_n_steps == 0 and step != self._last_saved_step:
+            self._save_last(trainer)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
             return  # a crash or divergence keeps the last good checkpoint untouched
-        if trainer.fast_dev_run or trainer.sanity_checking:
+        if self._last_saved_step != trainer.global_step or not self.last_model_path:
+            self._save_last(trainer)
+        if not self.last_model_path:
             return
-        if self._last_global_step_saved != trainer.global_step or not self.last_model_path:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         run = Path(self.last_model_path).parent.parent
         rank_zero_info(
             f"\nStopped at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {self.last_model_path}\n"
             f"Resume with: python -m cnn_lightning fit --ckpt_path {run}"
         )
+
+    def _save_last(self, trainer: L.Trainer) -> None:
+        """Write ``last.ckpt`` now through the trainer's public ``save_checkpoint`` (every rank calls it)."""
+        if trainer.fast_dev_run or trainer.sanity_checking or not self.dirpath:
+            return
+        # Named as ModelCheckpoint names it, so its own epoch-end save overwrites this file instead of versioning.
+        path = self.format_checkpoint_name({}, filename=self.CHECKPOINT_NAME_LAST)
+        # Recorded before saving, as ModelCheckpoint does: the path is part of the saved state, and a resumed run
+        # that did not know it would write its next last checkpoint to last-v1.ckpt beside this one.
+        self.last_model_path, self._last_saved_step = path, trainer.global_step
+        trainer.save_checkpoint(path, weights_only=self.save_weights_only)
 
 
 class FiniteLossGuard:

@@ -97,3 +97,21 @@ def test_compiled_model_starts_a_logged_run(data_dir: Path, tmp_path: Path, monk
               str(data_dir), "--trainer.accelerator", "cpu"])  # fmt: skip
     run = next((tmp_path / "lightning_logs").glob("version_*"))
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_one_command_system_lists_and_parses_every_command(capsys, tmp_path: Path) -> None:
+    from cnn_lightning.cli import main
+    from cnn_lightning.commands import MODEL_COMMANDS, RUN_COMMANDS
+
+    main(["--help"])
+    listing = capsys.readouterr().out
+    assert all(f"  {command} " in listing for command in [*MODEL_COMMANDS, *RUN_COMMANDS])
+    for command, option in (("summary", "--depth"), ("report", "--overwrite"), ("fit", "--ckpt_path")):
+        with pytest.raises(SystemExit) as stop:
+            main([command, "--help"])
+        assert stop.value.code == 0 and option in capsys.readouterr().out, command
+    options = tmp_path / "report.yaml"  # every command takes --config, the run commands too
+    options.write_text(f"out: {tmp_path / 'out'}\n")
+    with pytest.raises(SystemExit) as stop:
+        main(["report", str(tmp_path / "no-runs"), "--config", str(options)])
+    assert stop.value.code == 2 and "No folder" in capsys.readouterr().err

@@ -54,7 +54,7 @@ def test_memory_efficient_matches_plain(autocast: bool) -> None:
     expected = plain.state_dict()
     for name, value in efficient.state_dict().items():
         torch.testing.assert_close(value, expected[name], rtol=0, atol=0, msg=lambda m, n=name: f"{n}: {m}")
-    assert expected["net.1.net.0.0.num_batches_tracked"] == 2
+    assert expected["net.block1.net.0.0.num_batches_tracked"] == 2
 
 
 def test_memory_efficient_backward_outside_functional_call() -> None:
@@ -67,7 +67,7 @@ def test_memory_efficient_backward_outside_functional_call() -> None:
     }
     logits = torch.func.functional_call(efficient, state, (torch.empty(2, 1, 48, 48, device="meta"),))
     logits.sum().backward()
-    assert state["net.1.net.0.2.weight"].grad.shape == efficient.net[1].net[0][2].weight.shape
+    assert state["net.block1.net.0.2.weight"].grad.shape == efficient.net.block1.net[0][2].weight.shape
     assert efficient.net[1].net[0][0].num_batches_tracked == 0  # the real statistics were not touched
 
 
@@ -219,8 +219,10 @@ class LimitedDenseNet(DenseNet):
     def __init__(self, plain: int, recomputed: int) -> None:
         super().__init__(input_size=28, growth_rate=4, convs_per_block=(1, 1), memory_efficient="auto")
         self.plain, self.recomputed = plain, recomputed
+        self.batch_sizes: list[int] = []
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self.batch_sizes.append(len(batch[1]))
         if len(batch[1]) > (self.recomputed if self.memory_efficient else self.plain):
             raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes")
         return super().training_step(batch, batch_idx)
@@ -237,6 +239,7 @@ def test_recomputation_only_where_the_whole_batch_does_not_fit_without_it(
     callback = AutoMicroBatch(max_memory=1024.0, steps_per_trial=1)
     trainer, _ = _fit(model, _datamodule(data_dir, 64), [callback], 4, tmp_path)
     assert (callback.micro_batch_size, trainer.accumulate_grad_batches) == split
+    assert model.batch_sizes[-4:] == [split[0]] * 4  # the training itself ran the chosen micro-batch
     assert model.memory_efficient is recompute
     assert f"recomputation in backward {'on' if recompute else 'off'}" in capsys.readouterr().out
 

@@ -50,7 +50,7 @@ def _rows(table: str) -> dict[str, list[str]]:
 
 def test_report_table_and_plots(runs: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str]) -> None:
     logs, closing = runs
-    report.main([str(logs)])
+    report.report(str(logs))
     printed = capsys.readouterr().out
     rows = _rows(printed)
     assert set(rows) == {"version_0", "version_1"}
@@ -85,9 +85,9 @@ def test_existing_output_is_never_overwritten_silently(runs: tuple[Path, dict[st
     out.mkdir()
     (out / "notes.md").write_text("my notes")
     with pytest.raises(ConfigError, match="--overwrite"):
-        report.main([str(logs), "--out", str(out)])
+        report.report(str(logs), out=str(out))
     assert not (out / "report.md").exists()
-    report.main([str(logs), "--out", str(out), "--overwrite"])
+    report.report(str(logs), out=str(out), overwrite=True)
     assert (out / "report.md").is_file() and (out / "notes.md").read_text() == "my notes"
 
 
@@ -107,10 +107,11 @@ def test_runs_without_setup_text_fall_back_to_config_yaml(
         writer.add_scalar("test/acc", 0.68, 20)
         writer.add_scalar("train/samples", 640, 19)  # ThroughputMonitor's counters, without the CLI's final rate
         writer.add_scalar("train/time", 2.0, 19)
-    report.main([str(tmp_path / "logs")])
+    report.report(str(tmp_path / "logs"))
     row = _rows(capsys.readouterr().out)["version_0"]
     assert row[1:5] == ["LeNetBN", "2", "0.3000", "0.7000"]
-    assert row[5:] == ["—", "0.6800", "320", "44,878", "auto"]  # no val logged; the accelerator as configured
+    # No val logged; the book's figure from the model's record; the accelerator as configured.
+    assert row[5:] == ["—", "0.6800", "0.853 [0.518–0.892]", "320", "44,878", "auto"]
 
 
 def test_no_runs_is_a_one_line_error_with_exit_2(tmp_path: Path) -> None:
@@ -122,4 +123,4 @@ def test_no_runs_is_a_one_line_error_with_exit_2(tmp_path: Path) -> None:
 
 def test_missing_folder_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="No folder"):
-        report.main([str(tmp_path / "absent")])
+        report.report(str(tmp_path / "absent"))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn_lightning.cli import make_cli
 from cnn_lightning.reliability import load_checkpoint
@@ -18,7 +21,7 @@ def fit(data_dir: Path, *extra: str) -> None:
 
 
 def last_checkpoint(root: Path) -> dict:
-    paths = list(root.glob("lightning_logs/version_*/checkpoints/last.ckpt"))
+    paths = list(root.glob("lightning_logs/version_*/checkpoints/last*.ckpt"))
     assert len(paths) == 1, paths
     return load_checkpoint(paths[0])
 
@@ -55,9 +58,23 @@ def test_resume_at_epoch_boundary_is_exact(straight: dict, data_dir: Path, tmp_p
     assert (run / "config.yaml").is_file() and (run / "config.resume-1.yaml").is_file()
 
 
+class TerminateAt(L.Callback):
+    """Sends this process SIGTERM after optimizer step ``step``, as a cluster's scheduler or ``kill`` would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            signal.raise_signal(signal.SIGTERM)
+
+
 def test_resume_mid_epoch_continues_the_data_order(straight: dict, data_dir: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    fit(data_dir, "--trainer.max_steps", "7", "--checkpoint.last_every_n_steps", "7")
+    cli = make_cli(["--config", "lenet_bn.yaml", "--data.data_dir", str(data_dir), *SHORT], run=False)
+    cli.trainer.callbacks.append(TerminateAt(7))
+    with pytest.raises(SIGTERMException):
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     stopped = last_checkpoint(tmp_path)
     assert stopped["global_step"] == 7
     run = next((tmp_path / "lightning_logs").glob("version_*"))

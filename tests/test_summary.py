@@ -16,8 +16,10 @@ FLOAT = 4  # bytes
 
 
 def test_lenet_rows_match_the_book() -> None:
-    rows = layer_table(LeNet())
-    assert [r.name for r in rows] == [str(i) for i in range(12)]
+    stages = layer_table(LeNet())
+    assert [r.name for r in stages if r.expanded] == ["features", "head"]  # the stages' names, then their layers
+    rows = [r for r in stages if not r.expanded]
+    assert [r.name for r in rows] == [f"features.{i}" for i in range(6)] + [f"head.{i}" for i in range(6)]
     assert [r.type for r in rows[:4]] == ["Conv2d", "Sigmoid", "AvgPool2d", "Conv2d"]
     assert [r.output_shape for r in rows if r.type != "Sigmoid"] == [
         (1, 6, 28, 28),
@@ -33,7 +35,15 @@ def test_lenet_rows_match_the_book() -> None:
     # Saved for backward, counted once, charged to the first module that saves each tensor: the conv keeps
     # the image, each sigmoid its output (the next pool or conv saves that same tensor again), the first
     # linear the pooled map its Flatten views.
-    expected = {"0": 28 * 28, "1": 6 * 28 * 28, "3": 6 * 14 * 14, "4": 16 * 10 * 10, "7": 400, "8": 120, "10": 84}
+    expected = {
+        "features.0": 28 * 28,
+        "features.1": 6 * 28 * 28,
+        "features.3": 6 * 14 * 14,
+        "features.4": 16 * 10 * 10,
+        "head.1": 400,
+        "head.2": 120,
+        "head.4": 84,
+    }
     assert {r.name: r.activation_bytes for r in rows if r.activation_bytes} == {
         name: FLOAT * n for name, n in expected.items()
     }
@@ -41,7 +51,7 @@ def test_lenet_rows_match_the_book() -> None:
 
 def test_batch_size_scales_shapes_flops_and_memory() -> None:
     one, four = summarize(LeNet()), summarize(LeNet(), batch_size=4)
-    assert four.rows[0].output_shape == (4, 6, 28, 28)
+    assert four.rows[1].output_shape == (4, 6, 28, 28)  # rows[0] is the features stage
     assert four.forward_flops == 4 * one.forward_flops
     assert four.activation_bytes == 4 * one.activation_bytes
     assert four.params == one.params
@@ -114,16 +124,16 @@ def test_depth_opens_named_blocks() -> None:
     model = ResNet()
     by_depth = {depth: {r.name: r for r in layer_table(model, depth=depth)} for depth in (0, 1)}
     # Plain Sequentials (the stem and the stages) are always opened; Residual blocks only from depth 1.
-    assert by_depth[0]["1.0"].type == "Residual" and not by_depth[0]["1.0"].expanded
-    assert "1.0.conv1" not in by_depth[0]
-    assert [n for n in by_depth[1] if n.startswith("2.0.")] == [
-        f"2.0.{n}" for n in ("conv1", "bn1", "conv2", "bn2", "conv3")
+    assert by_depth[0]["b2.0"].type == "Residual" and not by_depth[0]["b2.0"].expanded
+    assert "b2.0.conv1" not in by_depth[0]
+    assert [n for n in by_depth[1] if n.startswith("b3.0.")] == [
+        f"b3.0.{n}" for n in ("conv1", "bn1", "conv2", "bn2", "conv3")
     ]
-    assert by_depth[1]["2.0.conv3"].output_shape == (1, 128, 12, 12)
+    assert by_depth[1]["b3.0.conv3"].output_shape == (1, 128, 12, 12)
 
     dense = {r.name: r for r in layer_table(DenseNet(), depth=1)}
-    assert dense["1.net.0"].type == "DenseLayer" and "1.net.0.2" not in dense
-    assert dense["1"].output_shape == (1, 64 + 4 * 32, 24, 24)
+    assert dense["block1.net.0"].type == "DenseLayer" and "block1.net.0.2" not in dense
+    assert dense["block1"].output_shape == (1, 64 + 4 * 32, 24, 24)
 
 
 def test_summary_leaves_the_model_as_it_was() -> None:
@@ -153,7 +163,7 @@ def test_cli_prints_the_table_for_a_config() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("DenseNet (cnn_lightning.models.densenet.DenseNet): input [1, 1, 96, 96]")
-    assert any(line.startswith("1 ") and "DenseBlock" in line and "[1, 192, 24, 24]" in line for line in lines)
+    assert any(line.startswith("block1 ") and "DenseBlock" in line and "[1, 192, 24, 24]" in line for line in lines)
     assert any(line.startswith("Total") for line in lines)
     assert "Parameters: 758,226" in result.stdout
 

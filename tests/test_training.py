@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnn_lightning.cli import make_cli
@@ -55,3 +56,25 @@ def test_lenet_learns_and_logs(data_dir: Path, tmp_path: Path, monkeypatch: pyte
     } <= scalars  # hyper-parameters' final metrics
     assert len(events.Scalars("val/acc")) == 3
     assert events.Scalars("final/test_acc")[-1].value == pytest.approx(test_acc, abs=5e-4)
+
+
+def test_optimizer_and_scheduler_come_from_the_config(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """The book's SGD is the default; a config's optimizer/lr_scheduler (LightningCLI) replaces it, and the
+    criterion's label smoothing is a model setting."""
+    monkeypatch.chdir(tmp_path)
+    base = ["--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.accelerator", "cpu"]
+    optimizer = make_cli(base, run=False).model.configure_optimizers()
+    assert type(optimizer) is torch.optim.SGD and optimizer.defaults["lr"] == 0.9
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "optimizer:\n  class_path: torch.optim.AdamW\n  init_args: {lr: 0.002, weight_decay: 0.05}\n"
+        "lr_scheduler:\n  class_path: torch.optim.lr_scheduler.CosineAnnealingLR\n  init_args: {T_max: 2}\n"
+        "model:\n  init_args: {label_smoothing: 0.1}\n"
+    )
+    cli = make_cli(["fit", *base, "--config", str(recipe), "--trainer.max_epochs", "2",
+                    "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+                    "--trainer.limit_test_batches", "1"])  # fmt: skip
+    optimizer = cli.trainer.optimizers[0]
+    assert type(optimizer) is torch.optim.AdamW and optimizer.defaults["weight_decay"] == 0.05
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0)  # cosine to 0 over T_max = 2 epochs
+    assert cli.model.criterion.label_smoothing == 0.1

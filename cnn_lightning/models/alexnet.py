@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from torch import nn
 
 from cnn_lightning.classifier import Classifier, flat_features
+from cnn_lightning.models.record import BookAccuracy, ModelRecord
 
 
 class AlexNet(Classifier):
     """11×11/4 convolution, 5×5, three 3×3, overlapping max-pools, then fc 4096-4096 with dropout 0.5."""
+
+    record = ModelRecord(
+        title="AlexNet",
+        book_section="8.1",
+        config="alexnet.yaml",
+        input_size=224,
+        num_params=46_764_746,
+        lr=0.01,
+        batch_size=128,
+        book_accuracy=BookAccuracy(0.879, 0.847, 0.885),
+        book_examples_per_sec=4_100,
+    )
 
     def __init__(self, *, lr: float = 0.01, input_size: int = 224, dropout: float = 0.5, **kwargs: Any) -> None:
         super().__init__(lr=lr, input_size=input_size, **kwargs)
@@ -30,12 +44,11 @@ class AlexNet(Classifier):
             nn.Conv2d(384, 256, kernel_size=3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Flatten(),
         )
         flat = flat_features(features, in_channels=self.hparams.in_channels, input_size=self.input_size)
         dropout = self.hparams.dropout
-        return nn.Sequential(
-            *features,
+        head = nn.Sequential(
+            nn.Flatten(),
             nn.Linear(flat, 4096),
             nn.ReLU(),
             nn.Dropout(p=dropout),
@@ -44,3 +57,4 @@ class AlexNet(Classifier):
             nn.Dropout(p=dropout),
             nn.Linear(4096, self.hparams.num_classes),
         )
+        return nn.Sequential(OrderedDict(features=features, head=head))

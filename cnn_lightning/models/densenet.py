@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Literal
 
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from cnn_lightning.classifier import Classifier
+from cnn_lightning.models.record import BookAccuracy, ModelRecord
 from cnn_lightning.models.resnet import stem
 
 
@@ -92,6 +94,18 @@ class DenseNet(Classifier):
             unless ``AutoMicroBatch`` finds that the whole micro-batch does not fit without it.
     """
 
+    record = ModelRecord(
+        title="DenseNet (growth 32, 4 blocks of 4)",
+        book_section="8.7",
+        config="densenet.yaml",
+        input_size=96,
+        num_params=758_226,
+        lr=0.1,
+        batch_size=256,
+        book_accuracy=BookAccuracy(median=0.890, low=0.406, high=0.919),
+        book_examples_per_sec=5_500,
+    )
+
     def __init__(
         self,
         *,
@@ -117,25 +131,25 @@ class DenseNet(Classifier):
 
     def build_network(self) -> nn.Module:
         hp = self.hparams
-        blocks: list[nn.Module] = [stem(hp.in_channels)]
+        stages: OrderedDict[str, nn.Module] = OrderedDict(stem=stem(hp.in_channels))
         channels = 64
-        for index, num_convs in enumerate(hp.convs_per_block):
+        for index, num_convs in enumerate(hp.convs_per_block, start=1):
             block = DenseBlock(
                 num_convs=num_convs,
                 in_channels=channels,
                 growth_rate=hp.growth_rate,
                 memory_efficient=hp.memory_efficient is True,
             )
-            blocks.append(block)
+            stages[f"block{index}"] = block
             channels = block.out_channels
-            if index != len(hp.convs_per_block) - 1:
-                blocks.append(TransitionBlock(in_channels=channels, out_channels=channels // 2))
+            if index != len(hp.convs_per_block):
+                stages[f"transition{index}"] = TransitionBlock(in_channels=channels, out_channels=channels // 2)
                 channels //= 2
-        return nn.Sequential(
-            *blocks,
+        stages["head"] = nn.Sequential(
             nn.BatchNorm2d(channels),
             nn.ReLU(),
             nn.AdaptiveMaxPool2d((1, 1)),
             nn.Flatten(),
             nn.Linear(channels, hp.num_classes),
         )
+        return nn.Sequential(stages)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnn_lightning.classifier import Classifier
+from cnn_lightning.models.record import BookAccuracy, ModelRecord
 
 
 class Residual(nn.Module):
@@ -56,17 +58,30 @@ def stem(in_channels: int) -> nn.Sequential:
 class ResNet(Classifier):
     """The book's ResNet-18: stem, four stages of two residual blocks (64, 128, 256, 512), global pool, fc."""
 
+    record = ModelRecord(
+        title="ResNet-18",
+        book_section="8.6",
+        config="resnet.yaml",
+        input_size=96,
+        num_params=11_178_378,
+        lr=0.05,
+        batch_size=256,
+        book_accuracy=BookAccuracy(0.912, 0.669, 0.924),
+        book_examples_per_sec=4_600,
+    )
+
     def __init__(self, *, lr: float = 0.05, input_size: int = 96, **kwargs: Any) -> None:
         super().__init__(lr=lr, input_size=input_size, **kwargs)
 
     def build_network(self) -> nn.Module:
-        return nn.Sequential(
-            stem(self.hparams.in_channels),
-            resnet_stage(in_channels=64, out_channels=64, num_residuals=2, first_stage=True),
-            resnet_stage(in_channels=64, out_channels=128, num_residuals=2),
-            resnet_stage(in_channels=128, out_channels=256, num_residuals=2),
-            resnet_stage(in_channels=256, out_channels=512, num_residuals=2),
-            nn.AdaptiveAvgPool2d((1, 1)),
-            nn.Flatten(),
-            nn.Linear(512, self.hparams.num_classes),
+        stages = OrderedDict(
+            b1=stem(self.hparams.in_channels),
+            b2=resnet_stage(in_channels=64, out_channels=64, num_residuals=2, first_stage=True),
+            b3=resnet_stage(in_channels=64, out_channels=128, num_residuals=2),
+            b4=resnet_stage(in_channels=128, out_channels=256, num_residuals=2),
+            b5=resnet_stage(in_channels=256, out_channels=512, num_residuals=2),
         )
+        # Built after the stages, in the book's order, so that a seed gives the same initial weights as before.
+        classes = self.hparams.num_classes
+        stages["head"] = nn.Sequential(nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(512, classes))
+        return nn.Sequential(stages)

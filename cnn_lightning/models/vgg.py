@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from torch import nn
 
 from cnn_lightning.classifier import Classifier, flat_features
+from cnn_lightning.models.record import BookAccuracy, ModelRecord
 
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
 
@@ -30,6 +32,18 @@ class VGG(Classifier):
         dropout: dropout after each hidden fc layer.
     """
 
+    record = ModelRecord(
+        title="VGG-11, channels divided by 4",
+        book_section="8.2",
+        config="vgg.yaml",
+        input_size=224,
+        num_params=43_093_322,
+        lr=0.05,
+        batch_size=128,
+        book_accuracy=BookAccuracy(median=0.918, low=0.900, high=0.924),
+        book_examples_per_sec=2_500,
+    )
+
     def __init__(
         self,
         *,
@@ -44,16 +58,15 @@ class VGG(Classifier):
 
     def build_network(self) -> nn.Module:
         hp = self.hparams
-        blocks, in_channels = [], hp.in_channels
-        for num_convs, channels in hp.arch:
-            blocks.append(
-                VGGBlock(num_convs=num_convs, in_channels=in_channels, out_channels=channels // hp.channel_ratio)
-            )
-            in_channels = channels // hp.channel_ratio
-        features = nn.Sequential(*blocks, nn.Flatten())
+        blocks, in_channels = OrderedDict(), hp.in_channels
+        for index, (num_convs, channels) in enumerate(hp.arch, start=1):
+            out_channels = channels // hp.channel_ratio
+            blocks[f"block{index}"] = VGGBlock(num_convs=num_convs, in_channels=in_channels, out_channels=out_channels)
+            in_channels = out_channels
+        features = nn.Sequential(blocks)
         flat = flat_features(features, in_channels=hp.in_channels, input_size=self.input_size)
-        return nn.Sequential(
-            *features,
+        head = nn.Sequential(
+            nn.Flatten(),
             nn.Linear(flat, 4096),
             nn.ReLU(),
             nn.Dropout(hp.dropout),
@@ -62,3 +75,4 @@ class VGG(Classifier):
             nn.Dropout(hp.dropout),
             nn.Linear(4096, hp.num_classes),
         )
+        return nn.Sequential(OrderedDict(features=features, head=head))

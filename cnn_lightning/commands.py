@@ -1,0 +1,94 @@
+"""Every subcommand of ``python -m cnn_lightning``, registered here, each parsed by jsonargparse.
+
+* ``fit``, ``validate``, ``test``, ``predict`` and ``summary`` act on a model: LightningCLI parses them, with
+  ``--config``, ``--model``, ``--data.*``, ``--trainer.*`` and each command's own typed options (``summary``'s
+  are :meth:`Trainer.summary`'s arguments).
+* ``report`` acts on finished runs only: jsonargparse reads its options from the function's signature and
+  docstring, with ``--help`` and ``--config`` as for the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+# Model commands: the Trainer method LightningCLI calls, with the arguments it fills in itself.
+MODEL_COMMANDS: dict[str, set[str]] = {
+    "fit": {"model", "train_dataloaders", "val_dataloaders", "datamodule"},
+    "validate": {"model", "dataloaders", "datamodule"},
+    "test": {"model", "dataloaders", "datamodule"},
+    "predict": {"model", "dataloaders", "datamodule"},
+    "summary": {"model", "datamodule"},
+}
+# Run commands: "module:function", and the parameters that are positional on the command line.
+RUN_COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "report": ("cnn_lightning.report:report", ("logdir",)),
+}
+
+
+class Trainer(L.Trainer):
+    """Lightning's ``Trainer`` with the project's model commands as methods, so LightningCLI parses them as it
+    parses ``fit``."""
+
+    def summary(
+        self,
+        model: L.LightningModule,
+        datamodule: L.LightningDataModule | None = None,
+        batch_size: int = 1,
+        depth: int = 0,
+        input_size: int | None = None,
+    ) -> None:
+        """Print each layer's output shape, parameters, FLOPs and activation memory (no data, no GPU).
+
+        Args:
+            model: the configured model, built as ``fit`` would build it.
+            datamodule: unused; the table needs no data.
+            batch_size: images in the inspected pass.
+            depth: levels of named blocks opened (plain Sequentials always are).
+            input_size: image side to inspect instead of the model's own.
+        """
+        from cnn_lightning.summary import print_summary
+
+        print_summary(model, batch_size=batch_size, depth=depth, input_size=input_size, precision=self.precision)
+
+
+def run_function(command: str) -> Callable[..., Any]:
+    module, _, name = RUN_COMMANDS[command][0].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_parser(command: str) -> ArgumentParser:
+    """The jsonargparse parser of a run command: its function's signature, positional where registered."""
+    function, positional = run_function(command), RUN_COMMANDS[command][1]
+    description = (function.__doc__ or "").strip().splitlines()[0]
+    parser = ArgumentParser(prog=f"python -m cnn_lightning {command}", description=description, exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
+    for name in positional:
+        default = inspect.signature(function).parameters[name].default
+        parser.add_argument(name, nargs="?", default=default, help="(default: %(default)s)")
+    parser.add_function_arguments(function, skip=set(positional))
+    return parser
+
+
+def run_command(command: str, argv: Sequence[str]) -> Any:
+    parser = run_parser(command)
+    config = parser.parse_args(list(argv))
+    arguments = {key: value for key, value in config.items() if key != "config"}
+    return run_function(command)(**arguments)
+
+
+def usage() -> str:
+    """``python -m cnn_lightning --help``: every command with its one-line description."""
+    lines = ["usage: python -m cnn_lightning COMMAND [--help] [options]", "", "commands:"]
+    functions = {command: getattr(Trainer, command) for command in MODEL_COMMANDS}
+    functions |= {command: run_function(command) for command in RUN_COMMANDS}
+    for command, function in functions.items():
+        first_sentence = (function.__doc__ or "").strip().split(". ")[0].splitlines()[0].rstrip(".")
+        lines.append(f"  {command:10s} {first_sentence}")
+    lines += ["", "python -m cnn_lightning COMMAND --help lists a command's options."]
+    return "\n".join(lines)

@@ -1,0 +1,24 @@
+"""The one place that reaches into Lightning below its documented API, pinned by tests/test_lightning_contract.py.
+
+Everything else in the package uses Lightning's public API. What is here has no public equivalent in the
+Lightning versions we test (pyproject.toml bounds them); when Lightning changes it, that test fails by name.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+from lightning.pytorch.tuner import batch_size_scaling
+
+
+def rebuild_train_loader(trainer: L.Trainer) -> None:
+    """Rebuild the fit loop's training loader from the data module's current settings (e.g. a new batch size).
+
+    Lightning builds the loader once per fit; its batch-size finder rebuilds it between trials with this very
+    function, which it does not export.
+    """
+    batch_size_scaling._reset_dataloaders(trainer)
+
+
+def completed_train_batches(trainer: L.Trainer) -> int:
+    """Training batches the fit loop has finished in the current epoch (0 on a fresh epoch, more on a resume)."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.completed

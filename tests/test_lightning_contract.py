@@ -1,0 +1,38 @@
+"""The Lightning internals cnn_lightning relies on (cnn_lightning/lightning_contract.py): if a Lightning release
+changes them, these fail by name instead of every command failing at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+
+from cnn_lightning.data import FashionMNISTDataModule
+from cnn_lightning.lightning_contract import completed_train_batches, rebuild_train_loader
+from cnn_lightning.models import LeNet
+
+
+class Probe(L.Callback):
+    """Records what the contract functions see, and switches the batch size once training has started."""
+
+    def __init__(self) -> None:
+        self.completed: list[tuple[int, int]] = []
+        self.sizes: list[int] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.datamodule.batch_size = 8
+        rebuild_train_loader(trainer)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        self.completed.append((batch_idx, completed_train_batches(trainer)))
+        self.sizes.append(len(batch[1]))
+
+
+def test_lightning_internals_we_use_behave_as_expected(data_dir: Path, tmp_path: Path) -> None:
+    probe = Probe()
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=0, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, default_root_dir=tmp_path,
+                        callbacks=[probe])  # fmt: skip
+    trainer.fit(LeNet(), datamodule=FashionMNISTDataModule(data_dir=str(data_dir), batch_size=32, download=False))
+    assert probe.sizes == [8] * 6  # the rebuilt loader took the new batch size
+    assert probe.completed == [(0, 0), (1, 1), (2, 2)] * 2  # completed batches of the current epoch
