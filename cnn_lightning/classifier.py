@@ -135,6 +135,11 @@ class Classifier(L.LightningModule):
             )
         return net
 
+    @property
+    def categories(self) -> list[str]:
+        """The class names, in label order: the record's, else numbered."""
+        return list(self.record.categories) if self.record else [str(i) for i in range(self.hparams.num_classes)]
+
     @classmethod
     def book_input_size(cls) -> int:
         """The image side the book trains this architecture at."""
@@ -236,6 +241,9 @@ class Classifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.loss_guard.flush()  # never write weights a non-finite step has touched
+        # The class names travel with the weights: prediction and export need no dataset to name the outputs.
+        datamodule = self.trainer.datamodule if self._trainer else None
+        checkpoint["categories"] = list(getattr(datamodule, "classes", None) or self.categories)
         # Dropout draws from the global generator: keep its state so a resumed run draws the same masks.
         checkpoint["torch_rng_state"] = torch.get_rng_state()
         if torch.cuda.is_available() and self.device.type == "cuda":
@@ -260,10 +268,12 @@ class Classifier(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
-    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        images, labels = batch
-        probabilities = self(images).softmax(dim=1)
-        return {"prediction": probabilities.argmax(dim=1), "probability": probabilities, "label": labels}
+    def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Class probabilities of ``(images, labels[, index])``; labels of unlabeled images are -1."""
+        images, labels, *index = batch
+        probabilities = self(images).float().softmax(dim=1)
+        result = {"prediction": probabilities.argmax(dim=1), "probability": probabilities, "label": labels}
+        return result | ({"index": index[0]} if index else {})
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

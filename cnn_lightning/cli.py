@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 import warnings
@@ -14,6 +13,7 @@ import torch
 from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from cnn_lightning.callbacks import closing_line, default_callbacks, final_metrics
 from cnn_lightning.classifier import Classifier
@@ -21,13 +21,16 @@ from cnn_lightning.commands import MODEL_COMMANDS, RUN_COMMANDS, Trainer, run_co
 from cnn_lightning.data import FashionMNISTDataModule
 from cnn_lightning.errors import ConfigError, find_user_error, require_positive
 from cnn_lightning.models import MODELS
-from cnn_lightning.reliability import (
-    AtomicCheckpointIO,
-    RunCheckpoint,
+from cnn_lightning.prediction import PredictionCSV
+from cnn_lightning.reliability import AtomicCheckpointIO, RunCheckpoint, interrupt_exit_code
+from cnn_lightning.runs import (
+    COMMAND_FOLDERS,
     checkpoint_model,
-    interrupt_exit_code,
     load_checkpoint,
-    newest_last_checkpoint,
+    resolve_checkpoint,
+    run_folder,
+    same_model,
+    saved_config_args,
 )
 
 CONFIG_DIRS = (Path("configs"), Path(__file__).resolve().parent.parent / "configs")
@@ -53,29 +56,12 @@ def resolve_config(name: str) -> str:
     )
 
 
-def run_folder_config(args: Sequence[str]) -> list[str]:
-    """``--config`` for a resume given only ``--ckpt_path RUN`` (a run folder or a checkpoint inside one):
-    that run's saved ``config.yaml``, so the run continues with the settings it started with."""
-    if any(arg in ("--config", "-c") or arg.startswith("--config=") for arg in args):
-        return []
-    values = [b for a, b in itertools.pairwise(args) if a == "--ckpt_path"]
-    values += [a.split("=", 1)[1] for a in args if a.startswith("--ckpt_path=")]
-    for value in values:
-        path = Path(value)
-        run = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else None
-        if run is not None and run.name == "checkpoints":
-            run = run.parent
-        if run is not None and (run / "config.yaml").is_file():
-            return ["--config", str(run / "config.yaml")]
-    return []
-
-
 def resolve_config_args(argv: Sequence[str]) -> list[str]:
     """Rewrite every ``--config NAME`` / ``--config=NAME`` to the path of the config it names, and give a bare
     ``--ckpt_path RUN`` its run's config."""
     args = list(argv)
     if args and args[0] in MODEL_COMMANDS:
-        args[1:1] = run_folder_config(args)
+        args[1:1] = saved_config_args(args)
     resolved = []
     while args:
         arg = args.pop(0)
@@ -113,6 +99,7 @@ class CNNLightningCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.link_arguments("model.init_args.input_size", "data.resize")
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(PredictionCSV, "predictions")
 
     def before_instantiate_classes(self) -> None:
         trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
@@ -137,36 +124,27 @@ class CNNLightningCLI(LightningCLI):
             config.ckpt_path = self._resolve_checkpoint(config, subcommand)
 
     def _resolve_checkpoint(self, config: Namespace, subcommand: str) -> str:
-        """``last`` → the newest last.ckpt of this model; a run folder → its last.ckpt; then check the file
-        loads and holds the configured architecture, and let ``fit`` continue logging in that run's folder."""
-        requested = config.ckpt_path
-        if requested in ("best", "hpc", "registry"):
-            return requested
+        """The checkpoint ``--ckpt_path`` means (``runs.resolve_checkpoint``), checked to load and to hold the
+        configured architecture; ``fit`` continues logging in that run, the other commands log into a
+        subfolder of it named after the command instead of starting a new run."""
+        if config.ckpt_path in ("hpc", "registry"):
+            return config.ckpt_path
         wanted = config.model.class_path if isinstance(config.get("model"), Namespace) else None
         log_root = _log_root(config)
-        if requested == "last":
-            path = newest_last_checkpoint(log_root, wanted)
-            if path is None:
-                raise ConfigError(
-                    f"--ckpt_path last: no last.ckpt{' of ' + wanted if wanted else ''} under "
-                    f"{log_root}/version_*/checkpoints. Start without --ckpt_path, or pass a checkpoint file."
-                )
-        elif Path(requested).is_dir():
-            folder = Path(requested)
-            path = next((p for p in (folder / "checkpoints" / "last.ckpt", folder / "last.ckpt") if p.is_file()), None)
-            if path is None:
-                raise ConfigError(f"{folder} holds no last.ckpt (looked in {folder}/checkpoints). Pass a .ckpt file.")
-        else:
-            path = Path(requested)
+        path = resolve_checkpoint(config.ckpt_path, subcommand=subcommand, class_path=wanted, log_root=log_root)
         held = checkpoint_model(load_checkpoint(path))
-        if wanted and held and held.rsplit(".", 1)[-1] != wanted.rsplit(".", 1)[-1]:
+        if not same_model(held, wanted):
             raise ConfigError(
                 f"Checkpoint {path} holds a {held.rsplit('.', 1)[-1]}, but this run builds a "
                 f"{wanted.rsplit('.', 1)[-1]}. Use that model's config, or drop --config/--model to take the "
                 "model from the checkpoint."
             )
+        run = run_folder(path)
         if subcommand == "fit":
             _continue_in_run_folder(config, path, log_root)
+        elif run is not None and subcommand in COMMAND_FOLDERS:
+            _log_into(config, run / subcommand)
+        rank_zero_info(f"Checkpoint: {path}")
         return str(path)
 
     def after_fit(self) -> None:
@@ -211,6 +189,14 @@ def _continue_in_run_folder(config: Namespace, checkpoint: Path, log_root: Path)
         logger.init_args.version = int(run.name[8:])
 
 
+def _log_into(config: Namespace, folder: Path) -> None:
+    """Point the TensorBoard logger at ``folder/version_N`` (the next free N)."""
+    logger = config.trainer.get("logger")
+    if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger"):
+        logger.init_args.save_dir, logger.init_args.name = str(folder.parent), folder.name
+        logger.init_args.version = None
+
+
 def trainer_defaults() -> dict[str, Any]:
     return {
         "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__name__}"}],
@@ -246,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
+    # predict's batches carry their own index (the CSV writer reads it), so Lightning's inference is not needed.
+    warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
+    # validate/test/predict log into a subfolder of the checkpoint's run; its checkpoint folder stays where it is.
+    warnings.filterwarnings("ignore", message="The dirpath has changed from")
     try:
         if not args or args[0] in ("-h", "--help"):
             print(usage())
@@ -285,6 +275,7 @@ def explain_parse_error(message: str) -> str:
 
 NOISE = ("Expected a <class 'NoneType'>", "Given value type:", "Given value:", "Errors:")
 USEFUL = (
+    "Expected a typing.Literal",  # a choice that is not offered: the message lists the ones that are
     "not accepted",
     "does not accept",
     "Expected a dot import path",

@@ -1,7 +1,7 @@
 """Every subcommand of ``python -m cnn_lightning``, registered here, each parsed by jsonargparse.
 
-* ``fit``, ``validate``, ``test``, ``predict`` and ``summary`` act on a model: LightningCLI parses them, with
-  ``--config``, ``--model``, ``--data.*``, ``--trainer.*`` and each command's own typed options (``summary``'s
+* ``fit``, ``validate``, ``test``, ``predict``, ``summary`` and ``export`` act on a model: LightningCLI parses them,
+  with ``--config``, ``--model``, ``--data.*``, ``--trainer.*`` and each command's own typed options (``summary``'s
   are :meth:`Trainer.summary`'s arguments).
 * ``report`` acts on finished runs only: jsonargparse reads its options from the function's signature and
   docstring, with ``--help`` and ``--config`` as for the others.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 from jsonargparse import ActionConfigFile, ArgumentParser
@@ -24,6 +24,7 @@ MODEL_COMMANDS: dict[str, set[str]] = {
     "test": {"model", "dataloaders", "datamodule"},
     "predict": {"model", "dataloaders", "datamodule"},
     "summary": {"model", "datamodule"},
+    "export": {"model", "datamodule"},
 }
 # Run commands: "module:function", and the parameters that are positional on the command line.
 RUN_COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -42,6 +43,8 @@ class Trainer(L.Trainer):
         batch_size: int = 1,
         depth: int = 0,
         input_size: int | None = None,
+        ckpt_path: str | None = None,
+        weights_only: bool | None = None,
     ) -> None:
         """Print each layer's output shape, parameters, FLOPs and activation memory (no data, no GPU).
 
@@ -51,10 +54,36 @@ class Trainer(L.Trainer):
             batch_size: images in the inspected pass.
             depth: levels of named blocks opened (plain Sequentials always are).
             input_size: image side to inspect instead of the model's own.
+            ckpt_path: unused (the table needs no weights); accepted so that a run's saved config.yaml works here.
+            weights_only: unused, as ``ckpt_path``.
         """
         from cnn_lightning.summary import print_summary
 
         print_summary(model, batch_size=batch_size, depth=depth, input_size=input_size, precision=self.precision)
+
+    def export(
+        self,
+        model: L.LightningModule,
+        datamodule: L.LightningDataModule | None = None,
+        ckpt_path: str | None = None,
+        format: Literal["onnx", "torchscript"] = "onnx",
+        output: str | None = None,
+        weights_only: bool | None = None,
+    ) -> None:
+        """Write a trained model to one ONNX or TorchScript file, preprocessing and class names inside, checked
+        against PyTorch on test images.
+
+        Args:
+            model: the model the checkpoint holds.
+            datamodule: gives the test images the file is checked on.
+            ckpt_path: a checkpoint, a run folder (its best checkpoint), ``best`` or ``last``.
+            format: ``onnx`` (run with onnxruntime) or ``torchscript``.
+            output: the file to write (never overwritten), or a folder; default: the run's ``export`` folder.
+            weights_only: unused: checkpoints are always loaded with ``weights_only`` (accepted for saved configs).
+        """
+        from cnn_lightning.export import export_model
+
+        export_model(model, datamodule, ckpt_path, format=format, output=output)
 
 
 def run_function(command: str) -> Callable[..., Any]:

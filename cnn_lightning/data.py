@@ -20,6 +20,7 @@ from torchvision.datasets import FashionMNIST
 from torchvision.transforms.v2 import functional as TF
 
 from cnn_lightning.errors import DataCorruptError, DataNotFoundError, require_positive
+from cnn_lightning.images import Invert, find_files, load_images
 from cnn_lightning.lightning_contract import completed_train_batches
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
@@ -154,8 +155,9 @@ class TensorBatchLoader:
         world_size: int = 1,
         drop_last: bool = False,
         position_fn: Callable[[], int] | None = None,
+        with_index: bool = False,
     ) -> None:
-        self.position_fn = position_fn
+        self.position_fn, self.with_index = position_fn, with_index
         self.images, self.labels, self.batch_size, self.drop_last = images, labels, batch_size, drop_last
         self.sampler = DistributedSampler(
             range(len(labels)), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
@@ -175,7 +177,14 @@ class TensorBatchLoader:
         for batch in range(start, len(self)):
             self._produced = batch + 1
             index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
-            yield self.images[index], self.labels[index]
+            yield (
+                (self.images[index], self.labels[index], index)
+                if self.with_index
+                else (
+                    self.images[index],
+                    self.labels[index],
+                )
+            )
         self._produced = 0
 
     def state_dict(self) -> dict[str, Any]:
@@ -198,6 +207,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
         val_on_test: train on all 60k and validate on the test set every epoch, as the book does.
         eval_batch_size: batch size for validation/test/predict; defaults to ``batch_size`` as in the book.
         seed: seeds the split and the per-epoch shuffle.
+        predict_path: images to classify with ``predict`` instead of the test set: a file, a folder (recursively)
+            or a glob; they get the Fashion-MNIST look first (:mod:`cnn_lightning.images`).
+        invert: make dark-on-light pictures light-on-dark: ``auto`` decides per image from border and centre.
         offline_dirs: folders holding the four ``*.gz`` files, searched before downloading.
         download: allow torchvision's download when no offline copy is found.
     """
@@ -211,6 +223,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
         val_on_test: bool = False,
         eval_batch_size: int | None = None,
         seed: int = 0,
+        predict_path: str | None = None,
+        invert: Invert = "auto",
         offline_dirs: list[str] = [DEBIAN_DIR],  # noqa: B006 - shown as a plain list by the CLI
         download: bool = True,
     ) -> None:
@@ -223,15 +237,24 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.val_size, self.val_on_test, self.seed = val_size, val_on_test, seed
         self.eval_batch_size = eval_batch_size
         self.offline_dirs, self.download = list(offline_dirs), download
+        self.predict_path, self.invert = predict_path, invert
+        if predict_path:
+            find_files(predict_path)  # a missing path or an empty folder is refused before anything runs
+        self.predict_sources: list[str] = []
         self.classes = CLASSES
         self.num_classes = len(CLASSES)
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def prepare_data(self) -> None:
-        prepare_raw_files(self.data_dir, self.offline_dirs, self.download)
+        if not (self.predict_path and self.trainer is not None and self.trainer.predicting):
+            prepare_raw_files(self.data_dir, self.offline_dirs, self.download)
 
     def setup(self, stage: str | None = None) -> None:
-        if self._splits:
+        if stage == "predict" and self.predict_path:
+            images, self.predict_sources = load_images(self.predict_path, self.invert)
+            self._splits["predict"] = (images, torch.full((len(images),), -1, dtype=torch.long))
+            return
+        if self._splits.keys() - {"predict"}:
             return
         raw = prepare_raw_files(self.data_dir, self.offline_dirs, self.download)
         images, labels = load_split(raw, train=True)
@@ -249,7 +272,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         """The uint8 images and labels of ``train``, ``val`` or ``test`` (call ``setup`` first)."""
         return self._splits[name]
 
-    def _loader(self, name: str, *, train: bool) -> TensorBatchLoader:
+    def _loader(self, name: str, *, train: bool, with_index: bool = False) -> TensorBatchLoader:
         images, labels = self._splits[name]
         rank, world_size, position_fn = 0, 1, None
         if self.trainer is not None:
@@ -267,6 +290,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world_size,
             position_fn=position_fn,
+            with_index=with_index,
         )
 
     def _completed_batches(self) -> int:
@@ -283,10 +307,15 @@ class FashionMNISTDataModule(L.LightningDataModule):
         return self._loader("test", train=False)
 
     def predict_dataloader(self) -> TensorBatchLoader:
-        return self._loader("test", train=False)
+        """The images of ``predict_path``, or the test set; batches carry each image's index into
+        ``predict_sources`` (a file path, or ``test:<index>``)."""
+        if "predict" not in self._splits:
+            self.predict_sources = [f"test:{index}" for index in range(len(self._splits["test"][1]))]
+            self._splits["predict"] = self._splits["test"]
+        return self._loader("predict", train=False, with_index=True)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, torch.Tensor):  # the model's example_input_array, already float and sized
             return batch
-        images, labels = batch
-        return resize_batch(images, self.resize), labels
+        images, labels, *index = batch
+        return (resize_batch(images, self.resize), labels, *index)

@@ -16,8 +16,6 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from cnn_lightning.errors import ConfigError
-
 TMP_MARK = ".tmp-"
 _stop_signal = {"signum": signal.SIGTERM}  # what ended a run stopped through Lightning's SIGTERM path
 
@@ -202,35 +200,3 @@ class GracefulInterrupt(L.Callback):
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only`` (no arbitrary code); refuse a missing, corrupt or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Checkpoint {path} does not exist. List runs with: ls lightning_logs/*/checkpoints")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(
-            f"Checkpoint {path} is corrupt or truncated ({reason[:200]}). "
-            f"Use another checkpoint from {path.parent} (e.g. the best-*.ckpt beside it) or start afresh."
-        ) from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ConfigError(f"{path} is not a Lightning checkpoint (no state_dict). Pass a .ckpt written by fit.")
-    return checkpoint
-
-
-def checkpoint_model(checkpoint: dict[str, Any]) -> str | None:
-    """The class path of the model a checkpoint holds, as LightningCLI records it."""
-    return checkpoint.get("hyper_parameters", {}).get("_class_path")
-
-
-def newest_last_checkpoint(log_root: Path, class_path: str | None) -> Path | None:
-    """The most recent ``version_*/checkpoints/last.ckpt`` under ``log_root`` holding ``class_path``'s model."""
-    candidates = sorted(log_root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    for candidate in reversed(candidates):
-        if class_path is None or checkpoint_model(load_checkpoint(candidate)) == class_path:
-            return candidate
-    return None

@@ -33,6 +33,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cnn_lightning.dashboards import SETUP_TAG, parse_setup_markdown
 from cnn_lightning.errors import ConfigError
 from cnn_lightning.models import MODELS
+from cnn_lightning.runs import CONFIG_NAME, is_command_log, run_model
 
 COLUMNS = (
     *("run", "model", "epochs", "train loss", "train acc", "val acc", "test acc"),
@@ -63,8 +64,10 @@ class Run:
 
 
 def find_runs(logdir: Path) -> list[Path]:
-    """Folders under ``logdir`` (itself included) that directly hold event files, in natural order."""
+    """Folders under ``logdir`` (itself included) that directly hold event files, in natural order; the logs of
+    commands run on a run's checkpoint (its ``test/``, ``predict/`` subfolders) are not runs of their own."""
     folders = {path.parent for path in logdir.rglob("events.out.tfevents.*") if path.is_file()}
+    folders = {folder for folder in folders if not is_command_log(folder)}
 
     def natural(path: Path) -> list[Any]:
         return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
@@ -85,12 +88,12 @@ def _setup(accumulator: EventAccumulator) -> dict[str, str]:
 
 def _from_config(folder: Path) -> tuple[str, int | None, str, int]:
     """Model name, parameters, device and world size from LightningCLI's ``config.yaml``; '?' where missing."""
-    path = folder / "config.yaml"
+    path = folder / CONFIG_NAME
     if not path.is_file():
         return "?", None, "?", 1
     config = yaml.safe_load(path.read_text()) or {}
     model, trainer = config.get("model") or {}, config.get("trainer") or {}
-    class_path = model.get("class_path", "?") if isinstance(model, dict) else "?"
+    class_path = run_model(folder) or "?"
     parameters = None
     try:
         module, _, name = class_path.rpartition(".")

@@ -15,7 +15,8 @@ from cnn_lightning.cli import make_cli
 from cnn_lightning.data import FashionMNISTDataModule, resize_batch
 from cnn_lightning.errors import DivergenceError
 from cnn_lightning.models import LeNet, LeNetBN, ResNet
-from cnn_lightning.reliability import AtomicCheckpointIO, RunCheckpoint, load_checkpoint
+from cnn_lightning.reliability import AtomicCheckpointIO, RunCheckpoint
+from cnn_lightning.runs import load_checkpoint
 from tests.test_cli import BOOK_CONFIGS
 from tests.test_errors import RaiseLearningRate
 

@@ -165,3 +165,18 @@ def test_lightning_advances_the_loader_epoch(data_dir: Path) -> None:
     trainer.fit(LeNet(), datamodule=data)
     assert isinstance(trainer.train_dataloader, TensorBatchLoader)
     assert trainer.train_dataloader.sampler.epoch == 2
+
+
+def test_predict_under_ddp_writes_one_file_in_source_order(tmp_path: Path, data_dir: Path) -> None:
+    """Two gloo processes each predict their shard; rank 0 gathers them and writes every test image once."""
+    result = run_cli(
+        *("predict", f"--config={REPO / 'configs' / 'lenet.yaml'}", f"--data.data_dir={data_dir}"),
+        *("--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"),
+        *("--trainer.enable_progress_bar=false", "--data.batch_size=512"),
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("Predictions: ")]
+    rows = (tmp_path / line.removeprefix("Predictions: ")).read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == [f"test:{index}" for index in range(10_000)]

@@ -14,7 +14,8 @@ from cnn_lightning.cli import main
 from cnn_lightning.data import FashionMNISTDataModule
 from cnn_lightning.errors import DivergenceError
 from cnn_lightning.models import LeNetBN
-from cnn_lightning.reliability import AtomicCheckpointIO, RunCheckpoint, load_checkpoint
+from cnn_lightning.reliability import AtomicCheckpointIO, RunCheckpoint
+from cnn_lightning.runs import load_checkpoint
 from tests.conftest import run_cli
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cnn_lightning.reliability import load_checkpoint
+from cnn_lightning.runs import load_checkpoint
 from tests.conftest import run_cli
 
 EPOCHS, BATCHES = 3, 100

@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn_lightning.cli import make_cli
-from cnn_lightning.reliability import load_checkpoint
+from cnn_lightning.runs import load_checkpoint
 
 SHORT = ["--trainer.limit_train_batches", "12", "--trainer.limit_val_batches", "3", "--trainer.accelerator", "cpu"]
 

@@ -1,0 +1,143 @@
+"""Runs and their checkpoints, found in one place: ``last``, ``best``, a run folder, a run's saved config and the
+model class a run or checkpoint holds. ``fit``, ``validate``, ``test``, ``predict``, ``export`` and ``report`` use
+it. A run is a ``version_N`` folder under the logger's root, with ``config.yaml`` (saved by LightningCLI) and
+``checkpoints/``; where a run's ``config.yaml`` says which model it trained, no checkpoint is opened to find out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from cnn_lightning.errors import ConfigError
+
+CONFIG_NAME = "config.yaml"
+LAST_NAME = "last.ckpt"
+BEST_PATTERN = "best-*.ckpt"  # RunCheckpoint's filename: best-epoch={epoch}-step={step}-val_acc={val/acc:.4f}
+# Commands that act on a run's checkpoint log into a subfolder of that run named after them.
+COMMAND_FOLDERS = ("validate", "test", "predict", "export")
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only`` (no arbitrary code); refuse a missing, corrupt or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Checkpoint {path} does not exist. List runs with: ls lightning_logs/*/checkpoints")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(
+            f"Checkpoint {path} is corrupt or truncated ({reason[:200]}). "
+            f"Use another checkpoint from {path.parent} (e.g. the best-*.ckpt beside it) or start afresh."
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(f"{path} is not a Lightning checkpoint (no state_dict). Pass a .ckpt written by fit.")
+    return checkpoint
+
+
+def checkpoint_model(checkpoint: dict[str, Any]) -> str | None:
+    """The class path of the model a checkpoint holds, as LightningCLI records it."""
+    return checkpoint.get("hyper_parameters", {}).get("_class_path")
+
+
+def run_folder(path: str | Path) -> Path | None:
+    """The run a path belongs to: the folder itself, or the run of a ``checkpoints/`` folder or a file in it."""
+    path = Path(path)
+    for candidate in (path, path.parent, path.parent.parent):
+        is_run = (candidate / CONFIG_NAME).is_file() or (candidate / "checkpoints").is_dir()
+        if candidate.name != "checkpoints" and is_run:
+            return candidate
+    return None
+
+
+def is_command_log(folder: Path) -> bool:
+    """Whether ``folder`` is the log of a command run on another run's checkpoint (``version_0/test/version_1``),
+    rather than a run of its own."""
+    return folder.parent.name in COMMAND_FOLDERS and run_folder(folder.parent.parent) == folder.parent.parent
+
+
+def run_model(run: Path) -> str | None:
+    """The model class path a run trained, from its saved ``config.yaml`` (None if it has none)."""
+    try:
+        model = yaml.safe_load((run / CONFIG_NAME).read_text()).get("model")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return model.get("class_path") if isinstance(model, dict) else None
+
+
+def last_checkpoint(run: Path) -> Path | None:
+    path = run / "checkpoints" / LAST_NAME
+    return path if path.is_file() else None
+
+
+def best_checkpoint(run: Path) -> Path | None:
+    """The run's best checkpoint by validation accuracy (the highest ``val_acc`` in the names, if several)."""
+    candidates = list((run / "checkpoints").glob(BEST_PATTERN))
+
+    def accuracy(path: Path) -> float:
+        found = re.search(r"val_acc=([0-9.]+?)(?:-v\d+)?\.ckpt$", path.name)
+        return float(found.group(1)) if found else -1.0
+
+    return max(candidates, key=lambda path: (accuracy(path), path.stat().st_mtime), default=None)
+
+
+def same_model(a: str | None, b: str | None) -> bool:
+    """Whether two class paths name the same class (``DenseNet`` and ``cnn_lightning.models.DenseNet`` do)."""
+    return a is None or b is None or a.rsplit(".", 1)[-1] == b.rsplit(".", 1)[-1]
+
+
+def newest_checkpoint(log_root: Path, class_path: str | None, kind: str) -> Path | None:
+    """``kind`` (``last`` or ``best``) checkpoint of the newest run under ``log_root`` that trained
+    ``class_path``; runs are told apart by their ``config.yaml``, checkpoints are opened only for runs without one."""
+    find = last_checkpoint if kind == "last" else best_checkpoint
+    found = [(path, run) for run in log_root.glob("version_*") if (path := find(run)) is not None]
+    for path, run in sorted(found, key=lambda item: item[0].stat().st_mtime, reverse=True):
+        held = run_model(run) if (run / CONFIG_NAME).is_file() else checkpoint_model(load_checkpoint(path))
+        if class_path is None or same_model(held, class_path):
+            return path
+    return None
+
+
+def resolve_checkpoint(requested: str, *, subcommand: str, class_path: str | None, log_root: Path) -> Path:
+    """The checkpoint file ``--ckpt_path`` means: ``last``/``best`` of the newest run of the model, a run folder's
+    ``last.ckpt`` for ``fit`` and its best checkpoint otherwise, or the file itself."""
+    model = f" of {class_path.rsplit('.', 1)[-1]}" if class_path else ""
+    if requested in ("last", "best"):
+        path = newest_checkpoint(log_root, class_path, requested)
+        if path is None:
+            what = LAST_NAME if requested == "last" else BEST_PATTERN
+            raise ConfigError(
+                f"--ckpt_path {requested}: no {what}{model} under {log_root}/version_*/checkpoints. "
+                "Train one first, or pass a checkpoint file."
+            )
+        return path
+    folder = Path(requested)
+    if folder.is_dir():
+        run = run_folder(folder) or folder
+        kind = "last" if subcommand == "fit" else "best"
+        path = last_checkpoint(run) if kind == "last" else best_checkpoint(run) or last_checkpoint(run)
+        if path is None:
+            raise ConfigError(f"{folder} holds no checkpoint (looked in {run}/checkpoints). Pass a .ckpt file.")
+        return path
+    return folder
+
+
+def saved_config_args(args: Sequence[str]) -> list[str]:
+    """``--config`` of the run a bare ``--ckpt_path`` points into (a run folder or a checkpoint in one), so the
+    command uses the settings the run was trained with; nothing when a config is given or the run has none."""
+    if any(arg in ("--config", "-c") or arg.startswith("--config=") for arg in args):
+        return []
+    values = [b for a, b in itertools.pairwise(args) if a == "--ckpt_path"]
+    values += [a.split("=", 1)[1] for a in args if a.startswith("--ckpt_path=")]
+    for value in values:
+        run = run_folder(value)
+        if run is not None and (run / CONFIG_NAME).is_file():
+            return ["--config", str(run / CONFIG_NAME)]
+    return []
