@@ -131,6 +131,23 @@ class LearningRateLogger(LearningRateMonitor):
             super().on_train_epoch_start(trainer, *args, **kwargs)
 
 
+class ResumedEpochProgress(Callback):
+    """Gives the progress bar its epoch after a mid-epoch resume: Lightning does not call ``on_train_epoch_start``
+    for an epoch it resumes, so the bar would read ``Training: 91/?`` instead of ``Epoch 0: 91/215``."""
+
+    def __init__(self) -> None:
+        self._started_epoch: int | None = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started_epoch = trainer.current_epoch
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if self._started_epoch != trainer.current_epoch:
+            self._started_epoch = trainer.current_epoch
+            if trainer.progress_bar_callback is not None:
+                trainer.progress_bar_callback.on_train_epoch_start(trainer, pl_module)
+
+
 def final_metrics(trainer: L.Trainer) -> dict[str, float]:
     """The run's final metrics (per-class accuracies stay in their own charts), plus ``examples_per_sec``:
     the whole fit's training rate over all devices."""
@@ -161,4 +178,5 @@ def default_callbacks() -> list[Callback]:
         EffectiveBatchSize(),  # micro-batch × accumulation × devices, printed and logged at fit start
         Dashboards(),
         GracefulInterrupt(),  # Ctrl+C stops after the batch and saves last.ckpt
+        ResumedEpochProgress(),
     ]

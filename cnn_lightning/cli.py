@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from jsonargparse import ArgumentError, Namespace
+from jsonargparse import Namespace
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
@@ -19,14 +19,18 @@ from cnn_lightning.callbacks import closing_line, default_callbacks, final_metri
 from cnn_lightning.classifier import Classifier
 from cnn_lightning.commands import MODEL_COMMANDS, RUN_COMMANDS, Trainer, run_command, usage
 from cnn_lightning.data import FashionMNISTDataModule
-from cnn_lightning.errors import ConfigError, find_user_error, require_positive
+from cnn_lightning.errors import ConfigError, UserFacingError, find_user_error, require_positive
+from cnn_lightning.messages import explain, explain_trainer_error, quiet_known_noise
 from cnn_lightning.models import MODELS
+from cnn_lightning.precision import default_precision
 from cnn_lightning.prediction import PredictionCSV
 from cnn_lightning.reliability import AtomicCheckpointIO, RunCheckpoint, interrupt_exit_code
 from cnn_lightning.runs import (
     COMMAND_FOLDERS,
     checkpoint_model,
+    checkpoint_overrides,
     load_checkpoint,
+    next_version,
     resolve_checkpoint,
     run_folder,
     same_model,
@@ -78,6 +82,8 @@ class KeepConfigs(SaveConfigCallback):
     """Saves the run's ``config.yaml``; a run resumed into its own folder adds ``config.resume-N.yaml`` instead."""
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if trainer.fast_dev_run:  # a smoke test leaves nothing behind
+            return
         log_dir = trainer.log_dir
         if log_dir and (Path(log_dir) / self.config_filename).exists():
             resume = 1
@@ -105,15 +111,26 @@ class CNNLightningCLI(LightningCLI):
         trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
         if trainer.max_epochs not in (None, -1):
             require_positive(trainer.max_epochs, name="max_epochs", flag="--trainer.max_epochs (or -1 for no limit)")
-        if trainer.precision is None and lands_on_bf16_gpu(trainer.accelerator):
-            # Tensor cores run bf16 at twice the TF32 rate, with half the activation memory; --trainer.precision
-            # 32-true keeps the book's float32 (as TF32, see Classifier.setup).
-            trainer.precision = "bf16-mixed"
+        if trainer.logger is False and not trainer.default_root_dir:
+            # Without a logger Lightning writes config.yaml and checkpoints/ into the working directory: give the run
+            # a folder of its own instead, as the logger would.
+            trainer.default_root_dir = str(next_version(Path("lightning_logs")))
+        if trainer.precision is None:  # unset: bf16-mixed where the device computes it natively (precision.py)
+            trainer.precision = default_precision(trainer.accelerator)
         if trainer.sync_batchnorm and (trainer.accelerator == "cpu" or not torch.cuda.is_available()):
             raise ConfigError(
                 "--trainer.sync_batchnorm needs GPUs: PyTorch's SyncBatchNorm runs on CUDA only. "
                 "Drop it on CPU (each process then normalizes over its own batch)."
             )
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The Trainer, or one line naming the setting it refused (accelerator, devices, strategy, ...)."""
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except UserFacingError:
+            raise
+        except (MisconfigurationException, ValueError, ImportError, RuntimeError) as error:
+            raise ConfigError(explain_trainer_error(str(error))) from None
 
     def parse_arguments(self, parser: Any, args: Any) -> None:
         super().parse_arguments(parser, args)
@@ -132,13 +149,21 @@ class CNNLightningCLI(LightningCLI):
         wanted = config.model.class_path if isinstance(config.get("model"), Namespace) else None
         log_root = _log_root(config)
         path = resolve_checkpoint(config.ckpt_path, subcommand=subcommand, class_path=wanted, log_root=log_root)
-        held = checkpoint_model(load_checkpoint(path))
+        checkpoint = load_checkpoint(path)
+        held = checkpoint_model(checkpoint)
         if not same_model(held, wanted):
             raise ConfigError(
                 f"Checkpoint {path} holds a {held.rsplit('.', 1)[-1]}, but this run builds a "
                 f"{wanted.rsplit('.', 1)[-1]}. Use that model's config, or drop --config/--model to take the "
                 "model from the checkpoint."
             )
+        if wanted and wanted.rsplit(".", 1)[-1] in MODELS:
+            asked = config.model.get("init_args")
+            asked = asked.as_dict() if isinstance(asked, Namespace) else dict(asked or {})
+            for name, (value, stored) in checkpoint_overrides(
+                MODELS[wanted.rsplit(".", 1)[-1]], asked, checkpoint
+            ).items():
+                rank_zero_info(f"The checkpoint's {name} {stored} replaces --model.init_args.{name} {value}.")
         run = run_folder(path)
         if subcommand == "fit":
             _continue_in_run_folder(config, path, log_root)
@@ -164,13 +189,6 @@ class CNNLightningCLI(LightningCLI):
             print(closing_line(metrics, devices), flush=True)
 
 
-def lands_on_bf16_gpu(accelerator: object) -> bool:
-    """Whether a run with this ``--trainer.accelerator`` trains on a CUDA GPU that computes bf16 (Ampere or newer)."""
-    wanted = accelerator if isinstance(accelerator, str) else type(accelerator).__name__.lower()
-    on_cuda = wanted in ("auto", "gpu", "cuda") or wanted.startswith("cuda")
-    return on_cuda and torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
-
-
 def _log_root(config: Namespace) -> Path:
     """``save_dir/name`` of the configured TensorBoard logger: the folder holding ``version_*`` runs."""
     logger = config.trainer.get("logger")
@@ -183,6 +201,8 @@ def _continue_in_run_folder(config: Namespace, checkpoint: Path, log_root: Path)
     """A checkpoint inside ``log_root/version_N/checkpoints`` resumes run N: same folder, continuous curves."""
     run = checkpoint.resolve().parent.parent
     logger = config.trainer.get("logger")
+    if logger is False and not config.trainer.get("default_root_dir") and run_folder(checkpoint) is not None:
+        config.trainer.default_root_dir = str(run_folder(checkpoint))  # no logger: continue in the run's folder
     if not (isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger")):
         return
     if run.parent == log_root.resolve() and run.name.startswith("version_") and run.name[8:].isdigit():
@@ -190,8 +210,10 @@ def _continue_in_run_folder(config: Namespace, checkpoint: Path, log_root: Path)
 
 
 def _log_into(config: Namespace, folder: Path) -> None:
-    """Point the TensorBoard logger at ``folder/version_N`` (the next free N)."""
+    """Point the TensorBoard logger at ``folder/version_N`` (the next free N); without a logger, the run's files."""
     logger = config.trainer.get("logger")
+    if logger is False and not config.trainer.get("default_root_dir"):
+        config.trainer.default_root_dir = str(next_version(folder))
     if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger"):
         logger.init_args.save_dir, logger.init_args.name = str(folder.parent), folder.name
         logger.init_args.version = None
@@ -231,11 +253,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ``CNN_LIGHTNING_DEBUG=1`` for the full traceback.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
-    # predict's batches carry their own index (the CSV writer reads it), so Lightning's inference is not needed.
-    warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
-    # validate/test/predict log into a subfolder of the checkpoint's run; its checkpoint folder stays where it is.
-    warnings.filterwarnings("ignore", message="The dirpath has changed from")
+    quiet_known_noise()
     try:
         if not args or args[0] in ("-h", "--help"):
             print(usage())
@@ -249,37 +267,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as error:
         if os.environ.get(DEBUG_ENV):
             raise
-        user_error = find_user_error(error)
-        if user_error is None and isinstance(error, ArgumentError):
-            user_error = ConfigError(explain_parse_error(str(error)))
+        user_error = find_user_error(error) or explain(error)
         if user_error is None:
             raise
         print(f"error: {user_error}", file=sys.stderr)
         sys.exit(user_error.exit_code)
-
-
-def explain_parse_error(message: str) -> str:
-    """The informative lines of a jsonargparse error, without its type-check noise, plus the valid model
-    names when the model could not be resolved."""
-    lines = [line.strip(" -") for line in message.splitlines()]
-    lines = [line for line in lines if line and not line.startswith(NOISE)]
-    useful = [line for line in lines[1:] if any(hint in line for hint in USEFUL)]
-    text = " ".join(lines[:1] + useful)
-    if len(text) > 400:
-        text = text[:400] + " ..."
-    text = text.rstrip(". ") + "."
-    if ('"model"' in text or "--model" in text) and ("import path" in text or "subclass" in text):
-        text += f" Valid models: {', '.join(MODELS)}."
-    return f"{text} See --help for the accepted options."
-
-
-NOISE = ("Expected a <class 'NoneType'>", "Given value type:", "Given value:", "Errors:")
-USEFUL = (
-    "Expected a typing.Literal",  # a choice that is not offered: the message lists the ones that are
-    "not accepted",
-    "does not accept",
-    "Expected a dot import path",
-    "does not correspond",
-    "not found",
-    "No action",
-)

@@ -63,6 +63,12 @@ def is_command_log(folder: Path) -> bool:
     return folder.parent.name in COMMAND_FOLDERS and run_folder(folder.parent.parent) == folder.parent.parent
 
 
+def next_version(root: Path) -> Path:
+    """``root/version_N`` for the first N not taken: a new run's folder (not created here)."""
+    taken = {int(path.name[8:]) for path in root.glob("version_*") if path.name[8:].isdigit()}
+    return root / f"version_{next(n for n in range(len(taken) + 1) if n not in taken)}"
+
+
 def run_model(run: Path) -> str | None:
     """The model class path a run trained, from its saved ``config.yaml`` (None if it has none)."""
     try:
@@ -141,3 +147,31 @@ def saved_config_args(args: Sequence[str]) -> list[str]:
         if run is not None and (run / CONFIG_NAME).is_file():
             return ["--config", str(run / CONFIG_NAME)]
     return []
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively: a config's ``[4, 4]`` and a signature's ``(4, 4)`` are the same setting."""
+    return [_plain(v) for v in value] if isinstance(value, list | tuple) else value
+
+
+def checkpoint_overrides(model_class: type, asked: dict[str, Any], checkpoint: dict[str, Any]) -> dict[str, tuple]:
+    """The model settings the checkpoint's own hyperparameters replace (``{name: (asked, held)}``); refused when
+    they cannot both hold, that is when the asked settings would give the checkpoint's weights other shapes."""
+    held = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
+    differing = {k: (asked[k], held[k]) for k in asked.keys() & held.keys() if _plain(asked[k]) != _plain(held[k])}
+    if not differing:
+        return {}
+    try:
+        with torch.device("meta"):
+            wanted = {k: tuple(v.shape) for k, v in model_class(**{**held, **asked}).state_dict().items()}
+            stored = {k: tuple(v.shape) for k, v in model_class(**held).state_dict().items()}
+    except ConfigError as error:
+        wanted, stored, reason = None, {}, str(error)
+    if wanted != stored:
+        flags = ", ".join(f"--model.init_args.{k} {a} (checkpoint: {h})" for k, (a, h) in sorted(differing.items()))
+        why = reason if wanted is None else "the checkpoint's weights have other shapes"
+        raise ConfigError(
+            f"The checkpoint was trained with other model settings: {flags}; {why}. Drop those settings (the "
+            "checkpoint's apply) or use a checkpoint trained with them."
+        )
+    return differing

@@ -1,0 +1,114 @@
+"""What a user sees: mistakes explained in one line that names the flag and the fix, and the known-harmless
+messages of the libraries silenced by message and module (never all warnings)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+
+from jsonargparse import ArgumentError
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+from cnn_lightning.errors import ConfigError, UserFacingError
+from cnn_lightning.models import MODELS
+
+# (message regex, category, module regex): each harmless and printed on every run.
+KNOWN_NOISE = (
+    (".*args parameter is intended to run from within Python.*", Warning, ""),
+    # predict's batches carry their own index (the CSV writer reads it): Lightning need not infer it.
+    ("Couldn't infer the batch indices fetched from your dataloader", Warning, "lightning"),
+    # validate/test/predict log into a subfolder of the checkpoint's run; its checkpoints stay where they are.
+    ("The dirpath has changed from", Warning, "lightning"),
+    # TensorBoard's graph needs torch.jit.trace (SummaryWriter.add_graph); no supported replacement exists yet.
+    (".*torch.jit.trace.*deprecated", FutureWarning, ""),
+    ("`torch.jit.trace` is not supported", Warning, ""),
+    # bf16 runs: the summary's size estimate counts float32 parameters, which is what they are.
+    ("Precision bf16-mixed is not supported by the model summary", Warning, "lightning"),
+    # Lightning 2.6 on torch >= 2.10: its own pytree helper, fixed upstream.
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", Warning, "lightning"),
+)
+
+
+class _DropLitLoggerTip(logging.Filter):
+    """Lightning advertises an optional cloud logger at the start and the end of every fit."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def quiet_known_noise() -> None:
+    """Silence exactly the messages in :data:`KNOWN_NOISE` and Lightning's litlogger tip."""
+    for message, category, module in KNOWN_NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
+        logging.getLogger(name).addFilter(_DropLitLoggerTip())
+
+
+def explain(error: BaseException) -> UserFacingError | None:
+    """A one-line error for a command-line or trainer-settings mistake, or None for anything else."""
+    if isinstance(error, ArgumentError):
+        return ConfigError(explain_parse_error(str(error)))
+    refused = _find(error, MisconfigurationException)
+    return ConfigError(explain_trainer_error(str(refused))) if refused is not None else None
+
+
+def _find(error: BaseException | None, kind: type) -> BaseException | None:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+TRAINER_FIXES = (  # (words in Lightning's message, the flag and the fix)
+    (
+        ("gpu", "cuda", "mps", "tpu", "accelerator", "backend"),
+        "Set --trainer.accelerator cpu, or auto (a GPU where there is one, else the CPU).",
+    ),
+    (("devices", "device ids", "gpus"), "Set --trainer.devices to what this machine has, e.g. 1 or auto."),
+    (("strategy", "ddp", "fsdp", "deepspeed"), "Set --trainer.strategy auto, or ddp for several devices."),
+    (("precision", "16-mixed", "bf16"), "Set --trainer.precision 32-true (bf16-mixed needs bf16 hardware)."),
+    (("num_nodes",), "Set --trainer.num_nodes to the number of machines taking part."),
+)
+
+
+def explain_trainer_error(message: str) -> str:
+    """Lightning's reason for refusing the trainer settings, and the flag that fixes it: the argument the message
+    names (``Trainer(devices=...)``, ```num_nodes` must ...``) first, else the first topic it mentions."""
+    reason = " ".join(message.split()).rstrip(".!") + "."
+    named = re.search(r"Trainer\((\w+)=|`(\w+)` must", reason)
+    lowered = (named.group(1) or named.group(2)) if named else reason.lower()
+    fix = next((fix for words, fix in TRAINER_FIXES if any(word in lowered for word in words)), None)
+    return f"Lightning refused the trainer settings: {reason} " + (
+        fix or "Check the --trainer.* settings (python -m cnn_lightning fit --help)."
+    )
+
+
+def explain_parse_error(message: str) -> str:
+    """The informative lines of a jsonargparse error, without its type-check noise, plus the valid model
+    names when the model could not be resolved."""
+    lines = [line.strip(" -") for line in message.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(NOISE)]
+    useful = [line for line in lines[1:] if any(hint in line for hint in USEFUL)]
+    text = " ".join(lines[:1] + useful)
+    if len(text) > 400:
+        text = text[:400] + " ..."
+    text = text.rstrip(". ") + "."
+    if ('"model"' in text or "--model" in text) and ("import path" in text or "subclass" in text):
+        text += f" Valid models: {', '.join(MODELS)}."
+    return f"{text} See --help for the accepted options."
+
+
+NOISE = ("Expected a <class 'NoneType'>", "Given value type:", "Given value:", "Errors:")
+USEFUL = (
+    "Expected a typing.Literal",  # a choice that is not offered: the message lists the ones that are
+    "not accepted",
+    "does not accept",
+    "Expected a dot import path",
+    "does not correspond",
+    "not found",
+    "No action",
+)
