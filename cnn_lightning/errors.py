@@ -39,12 +39,18 @@ def require_positive(value: float | None, *, name: str, flag: str, allow_zero: b
     raise ConfigError(f"{name} must be {bound}, got {value}. Set {flag} to a {bound} value.")
 
 
-def find_user_error(error: BaseException) -> UserFacingError | None:
-    """The UserFacingError behind ``error``: jsonargparse wraps exceptions raised while instantiating classes."""
+def find_cause(error: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """The first ``kind`` in ``error``'s chain of causes (jsonargparse and Lightning wrap what they raise)."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, UserFacingError):
+        if isinstance(error, kind):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
+
+
+def find_user_error(error: BaseException) -> UserFacingError | None:
+    """The UserFacingError behind ``error``, if any."""
+    found = find_cause(error, UserFacingError)
+    return found if isinstance(found, UserFacingError) else None

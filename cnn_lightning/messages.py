@@ -10,7 +10,7 @@ import warnings
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from cnn_lightning.errors import ConfigError, UserFacingError
+from cnn_lightning.errors import ConfigError, UserFacingError, find_cause
 from cnn_lightning.models import MODELS
 
 # (message regex, category, module regex): each harmless and printed on every run.
@@ -49,18 +49,8 @@ def explain(error: BaseException) -> UserFacingError | None:
     """A one-line error for a command-line or trainer-settings mistake, or None for anything else."""
     if isinstance(error, ArgumentError):
         return ConfigError(explain_parse_error(str(error)))
-    refused = _find(error, MisconfigurationException)
+    refused = find_cause(error, MisconfigurationException)
     return ConfigError(explain_trainer_error(str(refused))) if refused is not None else None
-
-
-def _find(error: BaseException | None, kind: type) -> BaseException | None:
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, kind):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
 
 
 TRAINER_FIXES = (  # (words in Lightning's message, the flag and the fix)

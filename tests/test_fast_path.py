@@ -1,17 +1,22 @@
-"""The fast data path learns exactly what the book's pipeline learns: same batches, same steps, same weights."""
+"""The fast data path learns exactly what the book's pipeline learns (same batches, same steps, same weights),
+and a training step costs no more than it must: no tensor value read back into Python in steady state."""
 
 from __future__ import annotations
 
 import copy
+import traceback
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 from torchvision.datasets import FashionMNIST
 
 from cnn_lightning.classifier import training_flops
+from cnn_lightning.cli import make_cli
 from cnn_lightning.data import FashionMNISTDataModule, TensorBatchLoader
 from cnn_lightning.models import LeNet, ResNet
 
@@ -74,3 +79,51 @@ def test_flops_per_batch_counts_forward_and_backward() -> None:
     macs = 6 * 25 * 28 * 28 + 16 * 6 * 25 * 10 * 10 + 400 * 120 + 120 * 84 + 84 * 10
     first_conv_input_grad = 6 * 25 * 28 * 28  # no gradient flows to the images
     assert training_flops(net, (8, 1, 28, 28)) == 8 * 2 * (3 * macs - first_conv_input_grad)
+
+
+class HostReads(TorchFunctionMode):
+    """Records every read of a tensor's value into Python (``item``, ``bool``, ``tolist``, ...): on a GPU each is
+    a host synchronization that stalls the step."""
+
+    READS = ("item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in self.READS:
+            caller = next(f for f in reversed(traceback.extract_stack()[:-1]) if "torch/" not in f.filename)
+            self.reads.append(f"{name} at {Path(caller.filename).name}:{caller.lineno} ({caller.name})")
+        return func(*args, **(kwargs or {}))
+
+
+class WatchSteps(L.Callback):
+    """Records host reads from the start of batch ``first`` to the end of batch ``last``, hooks included."""
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.last, self.mode = first, last, HostReads()
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if batch_idx == self.first:
+            self.mode.__enter__()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if args[-1] == self.last:
+            self.mode.__exit__(None, None, None)
+
+
+def test_steady_state_steps_read_nothing_back_to_python(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Between logged steps and checkpoints a training step, with every default callback, the logger and the
+    progress bar, reads no tensor value into Python (on a GPU each read would wait for it). The one exception is
+    the divergence guard's check on the CPU, where a read costs nothing; on CUDA it reads its flags late."""
+    monkeypatch.chdir(tmp_path)
+    cli = make_cli(["--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.max_steps", "32",
+                    "--trainer.limit_val_batches", "0", "--data.batch_size", "32"], run=False)  # fmt: skip
+    watch = WatchSteps(5, 30)
+    cli.trainer.callbacks.append(watch)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    reads = [read for read in watch.mode.reads if "(check)" not in read or "reliability.py" not in read]
+    assert not reads, reads
+    assert sum("reliability.py" in read for read in watch.mode.reads) == 26  # one guard check a step, no more

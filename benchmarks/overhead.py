@@ -1,0 +1,175 @@
+"""The framework's tax: our ``fit`` against the fastest honest bare PyTorch loop over the same model and tensors.
+
+Three sides, alternated in fresh processes on the same machine, medians over ``--repeats``:
+
+    bare  the project's own model (same layers, init, channels_last and precision as the config resolves them),
+          the data module's resident tensors batched by one index operation and resized on the device as the data
+          module does, the model's own optimizer, ``zero_grad(set_to_none)`` / ``backward`` / ``step``: no hooks,
+          no logging, no metrics;
+    ours  ``python -m cnn_lightning fit --config <model>.yaml`` as a user runs it (logger, progress bar,
+          checkpoints, dashboards, metrics), validation off;
+    lean  the same model and data module through a plain ``Trainer`` with the logger, progress bar, model summary,
+          checkpointing and every optional callback off.
+
+Each is timed over the same number of training batches after the same warm-up, by wall clock (synchronized on a
+GPU); the table gives examples/sec, milliseconds per step, and ours/bare and lean/bare.
+
+    python benchmarks/overhead.py                        # LeNet and ResNet-18 on this machine's device
+    python benchmarks/overhead.py --models LeNet --repeats 7 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from throughput import CONFIGS, REPO, sync  # benchmarks/ is the script's folder, on sys.path
+
+STEPS = {"LeNet": (20, 150), "ResNet": (2, 6)}  # (warm-up, timed) batches on CPU; a GPU takes 10× the timed
+SIDES = ("bare", "ours", "lean")
+
+
+def build(name: str, device: str, data_dir: str, extra: list[str]):
+    """The CLI's model, data module and trainer for the model's config, as ``fit`` would build them."""
+    from cnn_lightning.cli import make_cli
+
+    accelerator = "gpu" if device.startswith("cuda") else "cpu"
+    args = ["--config", CONFIGS[name], "--data.data_dir", data_dir, "--trainer.accelerator", accelerator]
+    return make_cli([*args, "--trainer.devices", "1", "--trainer.limit_val_batches", "0", *extra], run=False)
+
+
+def bare_child(name: str, device: str, data_dir: str, warmup: int, steps: int) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from cnn_lightning.data import resize_batch
+
+    cli = build(name, device, data_dir, [])
+    model, data, precision = cli.model, cli.datamodule, str(cli.trainer.precision)
+    data.setup("fit")
+    images, labels = (t.to(device) for t in data.split("train"))
+    model.to(device).train()
+    auto = device.startswith("cuda") or model.channels_last_pays_on_cpu  # as Classifier.setup decides
+    model.channels_last = auto if model.hparams.channels_last is None else model.hparams.channels_last
+    if model.channels_last:
+        model.net.to(memory_format=torch.channels_last)
+    optimizer = model.configure_optimizers()
+    bf16 = precision.startswith("bf16")
+    autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    order = torch.randperm(len(labels), device=device)
+    size = data.batch_size
+    for step in range(warmup + steps):
+        if step == warmup:
+            sync(device)
+            start = time.perf_counter()
+        index = order[step * size : (step + 1) * size]
+        x, y = resize_batch(images[index], model.input_size), labels[index]
+        with autocast:
+            loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    sync(device)
+    return {"rate": steps * size / (time.perf_counter() - start), "precision": precision, "batch": size}
+
+
+def fit_child(name: str, device: str, data_dir: str, warmup: int, steps: int, lean: bool) -> dict:
+    import lightning as L
+
+    class StepTimer(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+            if batch_idx == warmup:
+                sync(device)
+                self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+            if batch_idx == warmup + steps - 1:
+                sync(device)
+                self.rate, self.batch = steps * len(batch[1]) / (time.perf_counter() - self.start), len(batch[1])
+
+    timer = StepTimer()
+    cli = build(name, device, data_dir, ["--trainer.max_steps", str(warmup + steps)])
+    trainer = cli.trainer
+    if lean:
+        trainer = L.Trainer(
+            accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, precision=trainer.precision,
+            max_steps=warmup + steps,
+            limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, callbacks=[timer], num_sanity_val_steps=0,
+        )  # fmt: skip
+    else:
+        trainer.callbacks.append(timer)
+    trainer.fit(cli.model, datamodule=cli.datamodule)
+    return {"rate": timer.rate, "precision": str(trainer.precision), "batch": timer.batch}
+
+
+def run_child(side: str, name: str, args: argparse.Namespace, warmup: int, steps: int) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--models", name]
+    command += ["--device", args.device]
+    command += ["--data-dir", str(Path(args.data_dir).resolve()), "--warmup", str(warmup), "--steps", str(steps)]
+    os.makedirs(args.workdir, exist_ok=True)
+    done = subprocess.run(command, cwd=args.workdir, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{side} child for {name} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(STEPS), choices=list(CONFIGS))
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--data-dir", default=str(REPO / "data"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--workdir", default="/tmp/cnn_lightning_overhead", help="where the children run")
+    parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.child:
+        name = args.models[0]
+        if args.child == "bare":
+            result = bare_child(name, args.device, args.data_dir, args.warmup, args.steps)
+        else:
+            result = fit_child(name, args.device, args.data_dir, args.warmup, args.steps, lean=args.child == "lean")
+        print(json.dumps(result))
+        return
+    from cnn_lightning.data import DEBIAN_DIR, prepare_raw_files
+
+    prepare_raw_files(args.data_dir, [DEBIAN_DIR], download=True)
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
+    print(f"device: {args.device}, CPU: {cpu}, {os.cpu_count()} cores, repeats: {args.repeats} (medians)", flush=True)
+    for name in args.models:
+        warmup, steps = STEPS.get(name, (2, 6))
+        if args.device != "cpu":
+            warmup, steps = warmup * 5, min(steps * 10, 200 - warmup * 5)
+        warmup, steps = args.warmup or warmup, args.steps or steps
+        runs = {side: [] for side in SIDES}
+        for _ in range(args.repeats):  # alternated so drift in machine load hits every side alike
+            for side in SIDES:
+                runs[side].append(run_child(side, name, args, warmup, steps))
+        rates = {side: statistics.median(run["rate"] for run in results) for side, results in runs.items()}
+        batch = runs["bare"][0]["batch"]
+        cells = [f"{side} {rates[side]:,.0f} ex/s ({1000 * batch / rates[side]:.2f} ms/step)" for side in SIDES]
+        print(
+            f"{name:8s} " + " | ".join(cells) + f" | ours/bare {rates['ours'] / rates['bare']:.2f}, lean/bare "
+            f"{rates['lean'] / rates['bare']:.2f} ({runs['ours'][0]['precision']}; samples: "
+            + "; ".join(f"{side} " + " ".join(f"{r['rate']:.0f}" for r in runs[side]) for side in SIDES)
+            + ")",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
