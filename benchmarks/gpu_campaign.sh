@@ -95,7 +95,7 @@ PY
 }
 
 tests() {
-  timeout 560 $py -m pytest -q -p no:cacheprovider -n "${WORKERS:-8}" --timeout 400 2>&1 | tee "$OUT/tests.log"
+  timeout 560 $py -m pytest -v -p no:cacheprovider -n "${WORKERS:-8}" --timeout 400 2>&1 | tee "$OUT/tests.log"
 }
 
 stage=$1; shift
