@@ -5,6 +5,7 @@
 #
 #   bash benchmarks/gpu_campaign.sh probe    # precision variants, CUDA-only tests
 #   bash benchmarks/gpu_campaign.sh table    # the eight configs, 10 epochs each, as a user runs them
+#   FIT_TIMEOUT=560 bash benchmarks/gpu_campaign.sh table recipes/resnet   # a recipe (README "Beyond the book")
 #   bash benchmarks/gpu_campaign.sh memory   # the 2 GiB cap: the book's DenseNet OOMs, densenet.yaml trains
 #   bash benchmarks/gpu_campaign.sh speed LeNet ResNet ...   # the book's loop against ours
 #   bash benchmarks/gpu_campaign.sh resume   # a 10-epoch run stopped by SIGTERM mid-epoch and resumed
@@ -41,11 +42,12 @@ table() {
   machine | tee "$OUT/table.log"
   for config in "$@"; do
     start=$(stamp)
-    timeout "${FIT_TIMEOUT:-200}" $py -m cnn_lightning fit --config "$config.yaml" > "$OUT/fit-$config.log" 2>&1
+    log="$OUT/fit-${config//\//-}.log"  # recipes/resnet → fit-recipes-resnet.log
+    timeout "${FIT_TIMEOUT:-200}" $py -m cnn_lightning fit --config "$config.yaml" > "$log" 2>&1
     code=$?
     end=$(stamp)
     printf '%s exit %s wall %.1f s: %s\n' "$config" "$code" "$(awk "BEGIN{print $end - $start}")" \
-      "$(grep -E '^loss ' "$OUT/fit-$config.log" | tail -1)" | tee -a "$OUT/table.log"
+      "$(grep -E '^loss ' "$log" | tail -1)" | tee -a "$OUT/table.log"
     tar czf "$OUT/table-events.tgz" --exclude='*.ckpt' lightning_logs
   done
 }

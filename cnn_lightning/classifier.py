@@ -8,11 +8,19 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import lightning as L
 import torch
 from lightning.fabric.utilities.throughput import measure_flops
+from lightning.pytorch.cli import LightningCLI
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from cnn_lightning.errors import ConfigError, DivergenceError, InputSizeError, require_positive
+from cnn_lightning.optimization import (
+    Schedule,
+    describe_schedule,
+    divergence_advice,
+    parameter_groups,
+    trainer_schedule,
+)
 from cnn_lightning.reliability import FiniteLossGuard
 
 if TYPE_CHECKING:
@@ -54,10 +62,18 @@ class Classifier(L.LightningModule):
     network is built for and the data module resizes to it.
 
     Args:
-        lr: SGD learning rate. The optimizer is the book's SGD unless the config names another
-            (LightningCLI's ``optimizer:`` and ``lr_scheduler:`` keys, e.g. ``--optimizer AdamW``), which replace it.
+        lr: SGD learning rate (the peak of a schedule). The optimizer is the book's SGD unless the config names
+            another (LightningCLI's ``optimizer:`` and ``lr_scheduler:`` keys, e.g. ``--optimizer AdamW``), which
+            replaces it with its own lr, momentum and weight decay (the CLI says so).
         momentum: SGD momentum (the book uses none).
+        nesterov: Nesterov momentum (needs ``momentum`` > 0).
         weight_decay: L2 penalty (the book uses none).
+        decay_norm_and_bias: apply ``weight_decay`` to normalization weights and biases too, as plain SGD does;
+            ``false`` exempts them (optimization.py), also for an optimizer the config names.
+        lr_schedule: ``constant`` (the book), ``cosine`` (decay to 0) or ``onecycle``, stepped after every optimizer
+            step over the run's ``trainer.estimated_stepping_batches``; used with any optimizer unless the config
+            names an ``lr_scheduler`` of its own.
+        warmup_epochs: linear warm-up from 1 % of ``lr`` over this many epochs (fractions allowed) first.
         input_size: image side length the network is built for.
         num_classes: output classes.
         in_channels: image channels.
@@ -81,6 +97,10 @@ class Classifier(L.LightningModule):
         lr: float = 0.1,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
+        nesterov: bool = False,
+        decay_norm_and_bias: bool = True,
+        lr_schedule: Schedule = "constant",
+        warmup_epochs: float = 0.0,
         input_size: int = 28,
         num_classes: int = 10,
         in_channels: int = 1,
@@ -93,6 +113,9 @@ class Classifier(L.LightningModule):
         require_positive(momentum, name="Momentum", flag="--model.init_args.momentum", allow_zero=True)
         require_positive(weight_decay, name="Weight decay", flag="--model.init_args.weight_decay", allow_zero=True)
         require_positive(input_size, name="The input size", flag="--model.init_args.input_size")
+        require_positive(warmup_epochs, name="The warm-up", flag="--model.init_args.warmup_epochs", allow_zero=True)
+        if nesterov and not momentum:
+            raise ConfigError("Nesterov momentum needs momentum > 0. Set --model.init_args.momentum (e.g. 0.9).")
         if not 0 <= label_smoothing < 1:
             raise ConfigError(
                 f"label_smoothing must be in [0, 1), got {label_smoothing}. Set --model.init_args.label_smoothing."
@@ -107,6 +130,8 @@ class Classifier(L.LightningModule):
         # FLOPs of one training step, read by ThroughputMonitor for FLOPs/s and MFU; measured at fit start.
         self.flops_per_batch: int | None = None
         self.loss_guard = FiniteLossGuard(self._diverged)
+        self.optimizer_source = "model"  # "cli" once LightningCLI's optimizer: replaced the model's SGD
+        self.schedule_source: str | None = None  # "model" (lr_schedule), "cli" (lr_scheduler:) or None
         self._compiled = False
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False) for _ in range(3)
@@ -226,13 +251,24 @@ class Classifier(L.LightningModule):
     def _diverged(self, loss: float, epoch: int, step: int, batch_idx: int) -> None:
         """Stop the run, naming where the loss went non-finite; the checkpoints on disk predate it."""
         optimizer = self.trainer.optimizers[0] if self._trainer and self.trainer.optimizers else None
-        lr = optimizer.param_groups[0]["lr"] if optimizer else self.hparams.lr
-        flag = "--model.init_args.lr" if isinstance(optimizer, torch.optim.SGD) or not optimizer else "--optimizer.lr"
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") if self._trainer else ""
         raise DivergenceError(
             f"Training diverged: the loss became {loss} at epoch {epoch}, global step {step} (batch {batch_idx}). "
-            f"Lower the learning rate: now {lr:g}, try {flag} {lr / 10:g}."
+            + self._divergence_advice(optimizer)
             + (f" The last checkpoint, from before this step, is intact: {checkpoint}" if checkpoint else "")
+        )
+
+    def _divergence_advice(self, optimizer: torch.optim.Optimizer | None) -> str:
+        """What to lower, in the flags of the optimizer and schedule actually running."""
+        schedulers = self.trainer.lr_scheduler_configs if self._trainer else []
+        return divergence_advice(
+            optimizer,
+            from_cli=self.optimizer_source == "cli",
+            model_lr=self.hparams.lr,
+            scheduler=schedulers[0].scheduler if schedulers else None,
+            schedule=(self.hparams.lr_schedule, self.hparams.warmup_epochs)
+            if self.schedule_source == "model"
+            else None,
         )
 
     def on_train_epoch_end(self) -> None:
@@ -276,5 +312,27 @@ class Classifier(L.LightningModule):
         return result | ({"index": index[0]} if index else {})
 
     def configure_optimizers(self) -> Any:
+        """The book's SGD (momentum, Nesterov and weight-decay groups as configured) with the model's schedule."""
         hp = self.hparams
-        return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        groups = parameter_groups(self, weight_decay=hp.weight_decay, decay_norm_and_bias=hp.decay_norm_and_bias)
+        optimizer = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov)
+        return self.schedule(optimizer)
+
+    def schedule(self, optimizer: torch.optim.Optimizer, lr_scheduler: Any = None) -> Any:
+        """``optimizer`` with the configured per-step schedule, or with ``lr_scheduler`` (LightningCLI's
+        ``lr_scheduler:``, stepped per epoch as LightningCLI does) when the config names one."""
+        hp = self.hparams
+        if lr_scheduler is not None:
+            if hp.lr_schedule != "constant" or hp.warmup_epochs:
+                raise ConfigError(
+                    f"Two learning-rate schedules: lr_scheduler {type(lr_scheduler).__name__} and the model's "
+                    f"{describe_schedule(hp.lr_schedule, hp.warmup_epochs)}. Keep one: drop lr_scheduler, or set "
+                    "--model.init_args.lr_schedule constant --model.init_args.warmup_epochs 0."
+                )
+            self.schedule_source = "cli"
+            return LightningCLI.configure_optimizers(self, optimizer, lr_scheduler)  # ReduceLROnPlateau's monitor
+        scheduler = trainer_schedule(optimizer, self._trainer, schedule=hp.lr_schedule, warmup_epochs=hp.warmup_epochs)
+        self.schedule_source = "model" if scheduler is not None else None
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -12,17 +12,19 @@ import torch
 from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback, instantiate_class
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from cnn_lightning.callbacks import closing_line, default_callbacks, final_metrics
 from cnn_lightning.classifier import Classifier
 from cnn_lightning.commands import MODEL_COMMANDS, RUN_COMMANDS, Trainer, run_command, usage
+from cnn_lightning.configs import resolve_config_args
 from cnn_lightning.data import FashionMNISTDataModule
 from cnn_lightning.errors import ConfigError, UserFacingError, find_user_error, require_positive
 from cnn_lightning.messages import explain, explain_trainer_error, quiet_known_noise
 from cnn_lightning.models import MODELS
+from cnn_lightning.optimization import regroup
 from cnn_lightning.precision import default_precision
 from cnn_lightning.prediction import PredictionCSV
 from cnn_lightning.reliability import AtomicCheckpointIO, RunCheckpoint, interrupt_exit_code
@@ -35,48 +37,9 @@ from cnn_lightning.runs import (
     resolve_checkpoint,
     run_folder,
     same_model,
-    saved_config_args,
 )
 
-CONFIG_DIRS = (Path("configs"), Path(__file__).resolve().parent.parent / "configs")
 DEBUG_ENV = "CNN_LIGHTNING_DEBUG"
-
-
-def available_configs() -> list[str]:
-    """Names of the bundled configs (``configs/*.yaml``)."""
-    return sorted({path.name for folder in CONFIG_DIRS if folder.is_dir() for path in folder.glob("*.yaml")})
-
-
-def resolve_config(name: str) -> str:
-    """``name`` if it is a file, else ``configs/name`` (``.yaml`` optional) in the working directory or the repo."""
-    if Path(name).is_file():
-        return name
-    for folder in CONFIG_DIRS:
-        for candidate in (folder / name, folder / f"{name}.yaml"):
-            if candidate.is_file():
-                return str(candidate)
-    raise ConfigError(
-        f"Config '{name}' not found in the working directory or in configs/. "
-        f"Available: {', '.join(available_configs()) or 'none'}."
-    )
-
-
-def resolve_config_args(argv: Sequence[str]) -> list[str]:
-    """Rewrite every ``--config NAME`` / ``--config=NAME`` to the path of the config it names, and give a bare
-    ``--ckpt_path RUN`` its run's config."""
-    args = list(argv)
-    if args and args[0] in MODEL_COMMANDS:
-        args[1:1] = saved_config_args(args)
-    resolved = []
-    while args:
-        arg = args.pop(0)
-        if arg in ("--config", "-c") and args:
-            resolved += [arg, resolve_config(args.pop(0))]
-        elif arg.startswith("--config="):
-            resolved.append("--config=" + resolve_config(arg.split("=", 1)[1]))
-        else:
-            resolved.append(arg)
-    return resolved
 
 
 class KeepConfigs(SaveConfigCallback):
@@ -140,6 +103,27 @@ class CNNLightningCLI(LightningCLI):
         except (MisconfigurationException, ValueError, ImportError, RuntimeError) as error:
             raise ConfigError(explain_trainer_error(str(error))) from None
 
+    def configure_optimizers(
+        self, lightning_module: Any, optimizer: torch.optim.Optimizer, lr_scheduler: Any = None
+    ) -> Any:
+        """A config's ``optimizer:`` (and ``lr_scheduler:``) in place of the model's SGD, with the model's
+        weight-decay groups and per-step schedule, and a line saying which model settings it leaves unused."""
+        if not isinstance(lightning_module, Classifier):
+            return LightningCLI.configure_optimizers(lightning_module, optimizer, lr_scheduler)
+        hp = lightning_module.hparams
+        lightning_module.optimizer_source = "cli"
+        regrouped = regroup(optimizer, lightning_module, decay_norm_and_bias=hp.decay_norm_and_bias)
+        if regrouped is not optimizer and lr_scheduler is not None:  # the scheduler must drive the new groups
+            lr_scheduler = instantiate_class(regrouped, self._get(self.config_init, "lr_scheduler"))
+        name, settings = type(optimizer).__name__, optimizer.defaults
+        unused = f"lr {hp.lr:g}, momentum {hp.momentum:g}, weight_decay {hp.weight_decay:g}"
+        used = ", ".join(f"{key} {settings[key]:g}" for key in ("lr", "momentum", "weight_decay") if key in settings)
+        rank_zero_info(
+            f"optimizer: {name} replaces the model's SGD, so its {unused}{', nesterov' * hp.nesterov} "
+            f"(--model.init_args.*) are unused: {name} runs with {used} (set them with --optimizer.*)."
+        )
+        return lightning_module.schedule(regrouped, lr_scheduler)
+
     def parse_arguments(self, parser: Any, args: Any) -> None:
         super().parse_arguments(parser, args)
         # Before LightningCLI reads the checkpoint's hyperparameters into the config: it takes files only.
@@ -190,11 +174,20 @@ class CNNLightningCLI(LightningCLI):
         metrics = final_metrics(trainer)
         if trainer.logger is not None:
             final = {f"final/{name.replace('/', '_')}": value for name, value in metrics.items()}
-            trainer.logger.log_hyperparams(self.model.hparams, final)
+            trainer.logger.log_hyperparams(self.model.hparams | optimizer_hparams(trainer), final)
             trainer.logger.save()
         if trainer.is_global_zero:
             devices = trainer.strategy.root_device.type + (f" x{trainer.world_size}" if trainer.world_size > 1 else "")
             print(closing_line(metrics, devices), flush=True)
+
+
+def optimizer_hparams(trainer: Any) -> dict[str, Any]:
+    """The optimizer that actually ran, for TensorBoard's HParams beside the model's own settings."""
+    if not trainer.optimizers:
+        return {}
+    optimizer = trainer.optimizers[0]
+    settings = {f"optimizer_{key}": optimizer.defaults.get(key) for key in ("lr", "momentum", "weight_decay")}
+    return {"optimizer": type(optimizer).__name__} | {k: v for k, v in settings.items() if v is not None}
 
 
 def _log_root(config: Namespace) -> Path:

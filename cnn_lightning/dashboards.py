@@ -2,7 +2,9 @@
 
 Tags written (TensorBoard's Images, Scalars and Text tabs):
 
-- ``inputs/train_batch``: the first training batch of the fit, after the on-device resize, as a grid.
+- ``inputs/train_batch``: the first training batch of the fit, after the on-device resize, as a grid; with
+  augmentation on (``--data.random_crop_padding`` etc.) the tag is ``inputs/train_batch_augmented`` and the
+  grid shows the augmented images (normalized ones mapped back to [0, 1] for display).
 - ``val/confusion_matrix`` and ``test/confusion_matrix``: row-normalized, counts written in each cell.
 - ``val_class_acc/<class>`` and ``test_class_acc/<class>``: per-class accuracy (recall), one scalar per class.
 - ``test/misclassified``: up to ``max_misclassified`` wrong test predictions, true label green, predicted red.
@@ -28,6 +30,8 @@ from matplotlib.figure import Figure
 from torch.utils.hooks import RemovableHandle
 from torchmetrics.classification import MulticlassConfusionMatrix
 from torchvision.utils import make_grid
+
+from cnn_lightning.augmentation import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 
 SETUP_TAG = "run/setup"
 
@@ -195,8 +199,12 @@ class Dashboards(Callback):
         if (writer := self._tensorboard(trainer)) is not None:
             # The batch has been through on_after_batch_transfer: these are the resized images the model sees.
             images = batch[0][: self.num_images].detach().float().cpu().contiguous()
+            augmentation = getattr(trainer.datamodule, "augmentation", None)
+            if augmentation is not None and augmentation.normalize:
+                images = images * FASHION_MNIST_STD + FASHION_MNIST_MEAN
             grid = make_grid(images, nrow=8, padding=2, pad_value=1.0)
-            writer.add_image("inputs/train_batch", grid, trainer.global_step)
+            augmented = augmentation is not None and augmentation.is_random
+            writer.add_image("inputs/train_batch" + "_augmented" * augmented, grid, trainer.global_step)
 
     # --- validation ------------------------------------------------------------------------------------------
 
@@ -257,6 +265,9 @@ def setup_markdown(trainer: L.Trainer, pl_module: L.LightningModule) -> str:
         "precision": trainer.precision,
         "batch_per_device": batch,
         "global_batch": None if batch is None else batch * trainer.world_size * trainer.accumulate_grad_batches,
+        "augmentation": augmentation.describe()
+        if (augmentation := getattr(trainer.datamodule, "augmentation", None))
+        else "none",
     }
     return "| setting | value |\n|---|---|\n" + "\n".join(f"| {key} | {value} |" for key, value in rows.items())
 

@@ -19,6 +19,7 @@ from torch.utils.data import DistributedSampler
 from torchvision.datasets import FashionMNIST
 from torchvision.transforms.v2 import functional as TF
 
+from cnn_lightning.augmentation import TrainAugmentation
 from cnn_lightning.errors import DataCorruptError, DataNotFoundError, require_positive
 from cnn_lightning.images import Invert, find_files, load_images
 from cnn_lightning.lightning_contract import completed_train_batches
@@ -212,6 +213,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
         invert: make dark-on-light pictures light-on-dark: ``auto`` decides per image from border and centre.
         offline_dirs: folders holding the four ``*.gz`` files, searched before downloading.
         download: allow torchvision's download when no offline copy is found.
+        random_crop_padding, horizontal_flip, random_erasing, normalize: augmentation of training batches on
+            their device, each image its own draw, and standardization of every batch (off by default; see
+            :class:`cnn_lightning.augmentation.TrainAugmentation`).
     """
 
     def __init__(
@@ -227,6 +231,10 @@ class FashionMNISTDataModule(L.LightningDataModule):
         invert: Invert = "auto",
         offline_dirs: list[str] = [DEBIAN_DIR],  # noqa: B006 - shown as a plain list by the CLI
         download: bool = True,
+        random_crop_padding: int = 0,
+        horizontal_flip: bool = False,
+        random_erasing: float = 0.0,
+        normalize: bool = False,
     ) -> None:
         super().__init__()
         require_positive(batch_size, name="The batch size", flag="--data.batch_size")
@@ -244,6 +252,13 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.classes = CLASSES
         self.num_classes = len(CLASSES)
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.augmentation = TrainAugmentation(
+            size=resize,
+            crop_padding=random_crop_padding,
+            horizontal_flip=horizontal_flip,
+            random_erasing=random_erasing,
+            normalize=normalize,
+        )
 
     def prepare_data(self) -> None:
         if not (self.predict_path and self.trainer is not None and self.trainer.predicting):
@@ -318,4 +333,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         if isinstance(batch, torch.Tensor):  # the model's example_input_array, already float and sized
             return batch
         images, labels, *index = batch
-        return (resize_batch(images, self.resize), labels, *index)
+        images = resize_batch(images, self.resize)
+        training = self.trainer is not None and self.trainer.training
+        images = self.augmentation(images) if training else self.augmentation.evaluate(images)
+        return (images, labels, *index)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnn_lightning.augmentation import FASHION_MNIST_MEAN, FASHION_MNIST_STD, normalize
 from cnn_lightning.errors import ConfigError, UserFacingError
 from cnn_lightning.prediction import new_file
 from cnn_lightning.runs import load_checkpoint, run_folder
@@ -36,19 +37,20 @@ class ExportMismatchError(UserFacingError):
 class ExportedClassifier(nn.Module):
     """Preprocessing, network and softmax in one module: uint8 ``[N, 1, 28, 28]`` → probabilities ``[N, C]``."""
 
-    def __init__(self, net: nn.Module, input_size: int) -> None:
+    def __init__(self, net: nn.Module, input_size: int, *, normalized: bool = False) -> None:
         super().__init__()
-        self.net, self.input_size = net, input_size
+        self.net, self.input_size, self.normalized = net, input_size, normalized
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.float()
         if x.shape[-1] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
             x = x.round().clamp(0, 255)
-        return self.net(x / 255).softmax(dim=1)
+        x = x / 255
+        return self.net(normalize(x) if self.normalized else x).softmax(dim=1)
 
 
-def metadata(model: Any, categories: list[str], checkpoint: Path) -> dict[str, str]:
+def metadata(model: Any, categories: list[str], checkpoint: Path, *, normalized: bool = False) -> dict[str, str]:
     """What a user of the file needs to know, as strings (ONNX ``metadata_props``, a TorchScript extra file)."""
     record = type(model).record
     return {
@@ -58,7 +60,8 @@ def metadata(model: Any, categories: list[str], checkpoint: Path) -> dict[str, s
         "input": "image: uint8 [batch, 1, 28, 28], values 0-255, a light object on a dark background",
         "output": "probabilities: float32 [batch, classes], softmax; argmax is the predicted class",
         "input_size": str(model.input_size),
-        "preprocessing_in_graph": f"bilinear resize to {model.input_size}x{model.input_size}, round, / 255",
+        "preprocessing_in_graph": f"bilinear resize to {model.input_size}x{model.input_size}, round, / 255"
+        + (f", (x - {FASHION_MNIST_MEAN}) / {FASHION_MNIST_STD}" if normalized else ""),
         "preprocessing_before": record.preprocessing if record else "as Fashion-MNIST",
     }
 
@@ -75,10 +78,11 @@ def export_model(
     model.load_state_dict(model.upgrade_state_dict(checkpoint["state_dict"]))
     categories = list(checkpoint.get("categories") or model.categories)
     model.net.to(memory_format=torch.contiguous_format)
-    wrapper = ExportedClassifier(model.net, model.input_size).eval().float()
+    normalized = bool(getattr(datamodule, "hparams", {}).get("normalize"))
+    wrapper = ExportedClassifier(model.net, model.input_size, normalized=normalized).eval().float()
     path = _target(Path(ckpt_path), format, output)
     try:
-        info = metadata(model, categories, Path(ckpt_path))
+        info = metadata(model, categories, Path(ckpt_path), normalized=normalized)
         (_write_onnx if format == "onnx" else _write_torchscript)(wrapper, path, info)
         agreement, difference = _check(wrapper, path, format, _test_images(datamodule))
     except BaseException:

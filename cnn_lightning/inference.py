@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from cnn_lightning.augmentation import normalize
 from cnn_lightning.data import resize_batch
 from cnn_lightning.errors import ConfigError
 from cnn_lightning.images import Invert, load_images
@@ -34,8 +35,16 @@ class Prediction:
 class ImageClassifier:
     """A trained model with its class names, ready to classify; build it with :func:`load_classifier`."""
 
-    def __init__(self, model: torch.nn.Module, categories: list[str], device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        categories: list[str],
+        device: str | torch.device = "cpu",
+        *,
+        normalized: bool = False,
+    ) -> None:
         self.model, self.categories, self.device = model.eval().to(device), categories, torch.device(device)
+        self.normalized = normalized  # trained on standardized images (--data.normalize)
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -46,6 +55,8 @@ class ImageClassifier:
             images = resize_batch(images.reshape(-1, *images.shape[-2:]), self.model.input_size)
         elif images.ndim == 3:
             images = images.unsqueeze(1)
+        if self.normalized:
+            images = normalize(images)
         return self.model(images).float().softmax(dim=1).cpu()
 
     def __call__(
@@ -84,4 +95,5 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Ima
     hparams = {key: value for key, value in checkpoint["hyper_parameters"].items() if not key.startswith("_")}
     model = MODELS[name](**hparams)
     model.load_state_dict(model.upgrade_state_dict(checkpoint["state_dict"]))
-    return ImageClassifier(model, list(checkpoint.get("categories") or model.categories), device)
+    normalized = bool(checkpoint.get("datamodule_hyper_parameters", {}).get("normalize"))
+    return ImageClassifier(model, list(checkpoint.get("categories") or model.categories), device, normalized=normalized)

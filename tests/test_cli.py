@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cnn_lightning.cli import available_configs, make_cli, resolve_config, resolve_config_args
+from cnn_lightning.cli import make_cli
+from cnn_lightning.configs import available_configs, resolve_config, resolve_config_args
 from cnn_lightning.errors import ConfigError
 from tests.conftest import REPO, run_cli
 
