@@ -27,8 +27,10 @@ MODEL_COMMANDS: dict[str, set[str]] = {
     "export": {"model", "datamodule"},
 }
 # Run commands: "module:function", and the parameters that are positional on the command line.
-RUN_COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
+RUN_COMMANDS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "report": ("cnn_lightning.report:report", ("logdir",)),
+    # tune passes every option it does not know on to fit, so it takes the raw arguments (None: no parser here).
+    "tune": ("cnn_lightning.search:tune", None),
 }
 
 
@@ -105,6 +107,8 @@ def run_parser(command: str) -> ArgumentParser:
 
 
 def run_command(command: str, argv: Sequence[str]) -> Any:
+    if RUN_COMMANDS[command][1] is None:
+        return run_function(command)(list(argv))
     parser = run_parser(command)
     config = parser.parse_args(list(argv))
     arguments = {key: value for key, value in config.items() if key != "config"}

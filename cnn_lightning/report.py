@@ -34,6 +34,7 @@ from cnn_lightning.dashboards import SETUP_TAG, parse_setup_markdown
 from cnn_lightning.errors import ConfigError
 from cnn_lightning.models import MODELS
 from cnn_lightning.runs import CONFIG_NAME, is_command_log, run_model
+from cnn_lightning.study_report import repeated_settings_table, study_plots_for
 
 COLUMNS = (
     *("run", "model", "epochs", "train loss", "train acc", "val acc", "test acc"),
@@ -206,8 +207,10 @@ def plot_scatter(runs: list[Run], x_of: str, xlabel: str, path: Path) -> bool:
     return True
 
 
-def write_report(runs: list[Run], logdir: Path, out: Path) -> tuple[str, list[str]]:
-    """Write ``report.md`` and the plots into ``out``; return the table and the plot file names written."""
+def write_report(runs: list[Run], logdir: Path, out: Path, folders: list[Path] | None = None) -> tuple[str, list[str]]:
+    """Write ``report.md`` and the plots into ``out``; return the table and the plot file names written. With the
+    run ``folders``, settings run more than once get a row of their own (mean ± std), and a ``tune`` folder's
+    study its Optuna plots."""
     out.mkdir(parents=True, exist_ok=True)
     drawers = {
         "accuracy.png": lambda path: plot_curves(runs, "acc", path),
@@ -217,6 +220,8 @@ def write_report(runs: list[Run], logdir: Path, out: Path) -> tuple[str, list[st
     }
     plots = [name for name, draw in drawers.items() if draw(out / name)]
     table = markdown_table(runs)
+    repeated = repeated_settings_table(runs, folders) if folders else None
+    study_plots = study_plots_for(logdir, out)
     sections = [
         "# Training report",
         f"{len(runs)} run(s) under `{logdir}`, written by `python -m cnn_lightning report`.",
@@ -225,7 +230,9 @@ def write_report(runs: list[Run], logdir: Path, out: Path) -> tuple[str, list[st
         "examples/sec: training examples per second over the whole fit, validation excluded, all devices "
         "together. Accuracies and loss: last logged value. device: as resolved by the Trainer (as configured for "
         "runs without the `run/setup` text).",
+        *(["## Repeated settings (runs that differ only in their seed)", repeated] if repeated else []),
         *(f"## {PLOTS[name]}\n\n![{PLOTS[name]}]({name})" for name in plots),
+        *(f"## Study: {name.removesuffix('.png').replace('_', ' ')}\n\n![{name}]({name})" for name in study_plots),
     ]
     (out / "report.md").write_text("\n\n".join(sections) + "\n")
     return table, plots
@@ -255,6 +262,8 @@ def report(logdir: str = "lightning_logs", out: str | None = None, overwrite: bo
     # EventAccumulator warns about every run whose graph was logged twice (fit and test); that is expected.
     logging.getLogger("tensorboard").setLevel(logging.ERROR)
     runs = [load_run(folder, logdir) for folder in folders]
-    table, plots = write_report(runs, logdir, out)
+    table, plots = write_report(runs, logdir, out, folders)
     print(table)
+    if repeated := repeated_settings_table(runs, folders):
+        print("\nRepeated settings (mean ± std [min–max]):\n" + repeated)
     print(f"\nWrote {out / 'report.md'} and {len(plots)} plot(s): {', '.join(plots) or 'none'}.")

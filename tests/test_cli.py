@@ -107,7 +107,12 @@ def test_one_command_system_lists_and_parses_every_command(capsys, tmp_path: Pat
     main(["--help"])
     listing = capsys.readouterr().out
     assert all(f"  {command} " in listing for command in [*MODEL_COMMANDS, *RUN_COMMANDS])
-    for command, option in (("summary", "--depth"), ("report", "--overwrite"), ("fit", "--ckpt_path")):
+    for command, option in (
+        ("summary", "--depth"),
+        ("report", "--overwrite"),
+        ("fit", "--ckpt_path"),
+        ("tune", "--space"),
+    ):
         with pytest.raises(SystemExit) as stop:
             main([command, "--help"])
         assert stop.value.code == 0 and option in capsys.readouterr().out, command
