@@ -174,7 +174,11 @@ class CNNLightningCLI(LightningCLI):
         metrics = final_metrics(trainer)
         if trainer.logger is not None:
             final = {f"final/{name.replace('/', '_')}": value for name, value in metrics.items()}
-            trainer.logger.log_hyperparams(self.model.hparams | optimizer_hparams(trainer), final)
+            # The data module's settings too (data.batch_size...), named by their CLI keys: a study over them
+            # shows them as HParams columns.
+            data = {f"data.{key}": value for key, value in getattr(self.datamodule, "hparams", {}).items()}
+            data = {key: value for key, value in data.items() if not key.startswith("data._")}
+            trainer.logger.log_hyperparams(self.model.hparams | data | optimizer_hparams(trainer), final)
             trainer.logger.save()
         if trainer.is_global_zero:
             devices = trainer.strategy.root_device.type + (f" x{trainer.world_size}" if trainer.world_size > 1 else "")

@@ -10,8 +10,10 @@ heartbeats, so a study whose process was killed marks that trial failed when the
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -40,20 +42,25 @@ class ReportToStudy(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         import optuna
 
+        if not trainer.is_global_zero or self._trial is not None:  # one reporter per trial: rank 0, loaded once
+            return
         study = optuna.load_study(study_name=self.study_name, storage=self.storage, pruner=make_pruner())
         trial_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == self.trial_number)
         self._trial = optuna.trial.Trial(study, trial_id)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or "val/acc" not in trainer.callback_metrics or not trainer.is_global_zero:
+        if trainer.sanity_checking or "val/acc" not in trainer.callback_metrics:
             return
-        accuracy, epoch = float(trainer.callback_metrics["val/acc"]), trainer.current_epoch
-        self._trial.report(accuracy, epoch)
-        best = max(accuracy, self._trial.user_attrs.get(BEST_ATTR, 0.0))
-        self._trial.set_user_attr(BEST_ATTR, best)
-        if self._trial.should_prune():
-            self._trial.set_user_attr(PRUNED_ATTR, epoch)
-            trainer.should_stop = True
+        prune = False
+        if trainer.is_global_zero:
+            accuracy, epoch = float(trainer.callback_metrics["val/acc"]), trainer.current_epoch
+            self._trial.report(accuracy, epoch)
+            best = max(accuracy, self._trial.user_attrs.get(BEST_ATTR, 0.0))
+            self._trial.set_user_attr(BEST_ATTR, best)
+            if prune := self._trial.should_prune():
+                self._trial.set_user_attr(PRUNED_ATTR, epoch)
+        # Lightning does not reduce should_stop across processes: every rank must stop together, or DDP hangs.
+        trainer.should_stop = trainer.should_stop or trainer.strategy.broadcast(prune)
 
 
 def make_pruner() -> Any:
@@ -67,6 +74,7 @@ def make_pruner() -> Any:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cnn_lightning tune",
+        allow_abbrev=False,
         description="Search fit settings with Optuna (--space), or repeat one setting over seeds (--seeds). Any "
         "other option (--config NAME.yaml, --trainer.max_epochs 2, ...) goes to every trial's fit.",
     )
@@ -88,6 +96,15 @@ def tune(argv: list[str]) -> None:
     name = args.study_name or (Path(configs[-1]).stem if configs else "study")
     if args.trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {args.trials}.")
+    if args.seeds and args.space:
+        raise ConfigError(
+            "--seeds repeats one setting and --space searches many: give one of them (tune the "
+            "space first, then repeat best.yaml: tune --config .../best.yaml --seeds 0 1 2 3 4)."
+        )
+    if importlib.util.find_spec("optuna") is None:
+        raise ConfigError("tune needs Optuna. Install it with: pip install -e '.[tune]'")
+    # A plain kill (SIGTERM) takes the Ctrl+C path: the running trial is stopped and marked failed, never orphaned.
+    signal.signal(signal.SIGTERM, _interrupt)
     # Trials skip the model graph (a trace per run); the other dashboards are per epoch and cheap.
     light = [] if args.full_dashboards else ["--trainer.logger.init_args.log_graph", "false"]
     if args.seeds and not args.space:
@@ -105,6 +122,10 @@ def tune(argv: list[str]) -> None:
         print("\nInterrupted: the running trial is marked failed. Run the same command to continue.", file=sys.stderr)
         sys.exit(130)
     finish(study, space, fit_args, folder)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def open_study(url: str, name: str, space: Space, *, seed: int | None, heartbeat: int) -> Any:
@@ -164,20 +185,36 @@ def _counts(study: Any) -> tuple[int, int]:
     return finished, states.count(TrialState.RUNNING)
 
 
+def _ahead_of(study: Any, number: int) -> int:
+    """Trials that hold a slot before trial ``number``: finished ones, and running ones asked for earlier."""
+    from optuna.trial import TrialState
+
+    return sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.RUNNING and t.number < number)
+        for t in study.get_trials(deepcopy=False)
+    )
+
+
 def run_study(study: Any, space: Space, fit_args: list[str], folder: Path, url: str, *, trials: int) -> None:
-    """Ask, run and tell trials until ``trials`` are finished over every process sharing the study."""
+    """Ask, run and tell trials until ``trials`` are finished over every process sharing the study. A worker whose
+    remaining slots are all running elsewhere waits for them rather than leaving: such a trial may still fail, or
+    belong to a killed process whose heartbeat has not lapsed yet, and the study must end with ``trials`` finished."""
     import optuna
     from optuna.trial import TrialState
 
     while True:
         optuna.storages.fail_stale_trials(study)  # a killed process's trial: FAIL, never a result
         finished, running = _counts(study)
+        if finished >= trials:
+            break
         if finished + running >= trials:
-            break
+            time.sleep(2)  # one query per pause: cheap next to any trial
+            continue
         trial = study.ask(space.distributions)
-        if sum(_counts(study)) > trials:  # another worker asked at the same moment: leave the last slot to it
+        if _ahead_of(study, trial.number) >= trials:  # workers asked at once for the last slots: lower numbers win
+            trial.set_user_attr("surplus", True)
             study.tell(trial, state=TrialState.FAIL)
-            break
+            continue
         run_name = f"trial_{trial.number:04d}"
         reporter = {"storage": url, "study_name": study.study_name, "trial_number": trial.number}
         callback = {"class_path": f"{__name__}.ReportToStudy", "init_args": reporter}
@@ -233,10 +270,18 @@ def fit_child(args: list[str], folder: Path, run_name: str) -> int:
 
 
 def repeat_seeds(fit_args: list[str], seeds: list[int], folder: Path) -> None:
-    """One setting once per seed (``--seed_everything``: the validation split, ``data.seed``, stays fixed)."""
+    """One setting once per seed (``--seed_everything``: the validation split, ``data.seed``, stays fixed). The
+    folder holds one setting: seeds run before are kept only when they ran these same arguments."""
     from cnn_lightning.report import report
 
     folder.mkdir(parents=True, exist_ok=True)
+    setting = folder / "setting.json"
+    if setting.is_file() and json.loads(setting.read_text()) != fit_args:
+        raise ConfigError(
+            f"{folder} holds seeds of another setting ({' '.join(json.loads(setting.read_text()))}). Use "
+            "--study_name NEW_NAME for this one."
+        )
+    setting.write_text(json.dumps(fit_args))
     for seed in seeds:
         run_name = f"seed_{seed}"
         if (folder / run_name / "version_0" / "status.yaml").is_file():

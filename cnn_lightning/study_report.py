@@ -15,7 +15,8 @@ import yaml
 from cnn_lightning.runs import CONFIG_NAME
 
 # Keys that name where or with which seed a run went, not what it trained: runs differing only there repeat a setting.
-NOT_THE_SETTING = ("seed_everything", "ckpt_path", "trainer.logger", "trainer.callbacks")
+NOT_THE_SETTING = ("seed_everything", "ckpt_path", "trainer.logger")
+TUNE_CALLBACK = "cnn_lightning.search.ReportToStudy"  # names the trial; the run's other callbacks (EMA...) count
 STUDY_FILE = "study.db"
 
 
@@ -35,6 +36,11 @@ def setting_of(folder: Path) -> str | None:
     config = yaml.safe_load(path.read_text()) or {}
     for key in NOT_THE_SETTING:
         _without(config, key)
+    trainer = config.get("trainer") or {}
+    if isinstance(trainer.get("callbacks"), list):
+        trainer["callbacks"] = [
+            c for c in trainer["callbacks"] if not (isinstance(c, dict) and c.get("class_path") == TUNE_CALLBACK)
+        ]
     return json.dumps(config, sort_keys=True, default=str)
 
 

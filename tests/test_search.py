@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -16,11 +17,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from tests.conftest import run_cli
 
 SHORT = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "12", "--trainer.limit_val_batches", "4",
-         "--trainer.limit_test_batches", "1", "--data.batch_size", "64",
+         "--trainer.limit_test_batches", "2", "--data.batch_size", "64",
          "--trainer.enable_progress_bar", "false"]  # fmt: skip
 SPACE = "model.init_args.lr: {choices: [1.0, 1.0e-6]}\n"
 
@@ -32,6 +34,16 @@ def _setup(tmp_path: Path, data_dir: Path) -> list[str]:
 
 def _trials(storage: str, name: str = "lenet_bn") -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=storage).get_trials()
+
+
+def _hparams_columns(events: EventAccumulator) -> set[str]:
+    """The hyper-parameter names of a run as TensorBoard's HParams dashboard lists them."""
+    found: set[str] = set()
+    for content in events.PluginTagToContent("hparams").values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(content)
+        if data.HasField("session_start_info"):
+            found |= set(data.session_start_info.hparams)
+    return found
 
 
 @pytest.mark.slow
@@ -52,6 +64,7 @@ def test_a_tiny_study_prunes_writes_the_best_config_and_logs_every_trial(data_di
         events = EventAccumulator(str(folder / f"trial_{number:04d}" / "version_0"))
         events.Reload()
         assert "final/val_acc" in events.Tags()["scalars"]
+        assert {"lr", "data.batch_size"} <= _hparams_columns(events)  # what HParams shows: sampled and data settings
     rerun = run_cli("fit", "--config", str(folder / "best.yaml"), "--trainer.fast_dev_run", "true", cwd=tmp_path)
     assert rerun.returncode == 0 and "test acc" in rerun.stdout, rerun.stderr[-2000:]
     assert "Best trial" in result.stdout and "lr: 1.0" in (folder / "best.yaml").read_text()
@@ -82,22 +95,28 @@ def test_a_killed_study_continues_and_never_counts_the_interrupted_trial(data_di
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL database: CNN_LIGHTNING_TEST_POSTGRES (.ci/run starts one), else a throwaway server here."""
     if url := os.environ.get("CNN_LIGHTNING_TEST_POSTGRES"):
-        return url
+        yield url  # a generator fixture must yield: ``return url`` here errors with "did not yield a value"
+        return
     binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not binaries or shutil.which("runuser") is None:
+    if not binaries:
         pytest.skip("no PostgreSQL server: set CNN_LIGHTNING_TEST_POSTGRES or install Debian's postgresql")
     bin_dir, data = binaries[-1].parent, Path(tempfile.mkdtemp(prefix="pgdata-"))  # pytest's tmp is root-only
-    shutil.chown(data, "postgres")
-    as_postgres = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust"], check=True,
-                   capture_output=True)  # fmt: skip
-    started = subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-o",
-                              "-p 54331 -k /tmp -c listen_addresses=127.0.0.1", "-l", str(data / "log"), "-w", "start"],
-                             capture_output=True)  # fmt: skip
-    if started.returncode != 0:
-        shutil.rmtree(data, ignore_errors=True)
-        pytest.skip(f"PostgreSQL did not start: {started.stderr.decode()[-300:]}")
-    yield "postgresql://postgres@127.0.0.1:54331/postgres"
+    as_postgres = []  # PostgreSQL refuses to run as root: root runs it as Debian's postgres user, others as themselves
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:  # a free port, so that two test runs on one machine do not collide
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    steps = ([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+             [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+              "-l", str(data / "log"), "-w", "start"])  # fmt: skip
+    for step in steps:
+        done = subprocess.run([*as_postgres, *step], capture_output=True, text=True)
+        if done.returncode != 0:
+            shutil.rmtree(data, ignore_errors=True)
+            pytest.skip(f"PostgreSQL could not be started here: {(done.stderr or done.stdout).strip()[-300:]}")
+    yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
     shutil.rmtree(data, ignore_errors=True)
 
@@ -115,9 +134,11 @@ def test_two_workers_share_one_study_in_postgresql(data_dir: Path, tmp_path: Pat
     trials = _trials(postgres_url, name)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 4 and len({t.number for t in trials}) == len(trials)  # together 4, none twice
-    ran = [line for out in outputs for line in out.splitlines() if line.startswith("Trial ")]
-    assert all(any(line.startswith(f"Trial {number}") for line in ran) for number in range(2)), ran
-    assert sum(1 for out in outputs if "Trial " in out) == 2  # both workers ran trials
+    ran = [
+        {int(line.split()[1].rstrip(":")) for line in out.splitlines() if line.startswith("Trial ")} for out in outputs
+    ]
+    assert ran[0] and ran[1] and not ran[0] & ran[1], ran  # both workers ran trials, no trial ran in both
+    assert {t.number for t in finished} <= ran[0] | ran[1]
 
 
 @pytest.mark.slow
@@ -130,6 +151,10 @@ def test_five_seeds_give_a_mean_and_std_row(data_dir: Path, tmp_path: Path) -> N
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1:4] == ["LeNetBN", "5", "0"] and all("±" in cell and "–" in cell for cell in cells[4:])
     assert (tmp_path / "lightning_logs" / "seeds-lenet_bn" / "report" / "report.md").is_file()
+    other = run_cli("tune", "--config", "lenet_bn.yaml", "--seeds", "5", "--model.init_args.lr", "0.5",
+                    "--data.data_dir", str(data_dir), *SHORT, cwd=tmp_path)  # fmt: skip
+    assert other.returncode == 2 and "holds seeds of another setting" in other.stderr  # never mixed into the row
+    assert not (tmp_path / "lightning_logs" / "seeds-lenet_bn" / "seed_5").exists()
 
 
 @pytest.mark.parametrize(
@@ -146,6 +171,12 @@ def test_bad_spaces_are_one_line_and_exit_2(space: str, message: str, tmp_path: 
     result = run_cli("tune", "--config", "lenet.yaml", "--space", "space.yaml", cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "lightning_logs" / "tune-lenet" / "study.db").exists()  # nothing started
+
+
+def test_seeds_and_a_space_together_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "space.yaml").write_text(SPACE)
+    result = run_cli("tune", "--config", "lenet.yaml", "--space", "space.yaml", "--seeds", "0", "1", cwd=tmp_path)
+    assert result.returncode == 2 and "give one of them" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_storage_and_another_space_leave_the_study_untouched(tmp_path: Path) -> None:
