@@ -9,13 +9,19 @@ Three sides, alternated in fresh processes on the same machine, medians over ``-
     ours  ``python -m cnn_lightning fit --config <model>.yaml`` as a user runs it (logger, progress bar,
           checkpoints, dashboards, metrics), validation off;
     lean  the same model and data module through a plain ``Trainer`` with the logger, progress bar, model summary,
-          checkpointing and every optional callback off.
+          checkpointing and every optional callback off;
+    stock (asked for with ``--sides``) ``ours`` with what step_overhead.py replaces put back as Lightning ships it:
+          the pass-through profiler, a bar redrawn every batch, and nn.Module's ``__setattr__`` for the hook name.
 
 Each is timed over the same number of training batches after the same warm-up, by wall clock (synchronized on a
-GPU); the table gives examples/sec, milliseconds per step, and ours/bare and lean/bare.
+GPU); the table gives examples/sec, milliseconds per step, and each side's ratio to bare. ``--clock thread`` times
+the main thread's CPU time instead, with PyTorch on one thread: steadier on a shared CPU (other tenants' time is
+not counted), meaningless on a GPU.
 
     python benchmarks/overhead.py                        # LeNet and ResNet-18 on this machine's device
     python benchmarks/overhead.py --models LeNet --repeats 7 --device cuda
+    python benchmarks/overhead.py --models LeNet --batch-size 8 --sides bare ours stock --clock thread
+                                                         # the per-step tax alone, as a fast GPU would see it
 """
 
 from __future__ import annotations
@@ -33,25 +39,27 @@ from pathlib import Path
 from throughput import CONFIGS, REPO, sync  # benchmarks/ is the script's folder, on sys.path
 
 STEPS = {"LeNet": (20, 150), "ResNet": (2, 6)}  # (warm-up, timed) batches on CPU; a GPU takes 10× the timed
-SIDES = ("bare", "ours", "lean")
+SIDES = ("bare", "ours", "lean", "stock")
 
 
-def build(name: str, device: str, data_dir: str, extra: list[str]):
+def build(name: str, device: str, data_dir: str, extra: list[str], batch_size: int | None):
     """The CLI's model, data module and trainer for the model's config, as ``fit`` would build them."""
     from cnn_lightning.cli import make_cli
 
     accelerator = "gpu" if device.startswith("cuda") else "cpu"
     args = ["--config", CONFIGS[name], "--data.data_dir", data_dir, "--trainer.accelerator", accelerator]
+    if batch_size:
+        args += ["--data.batch_size", str(batch_size)]
     return make_cli([*args, "--trainer.devices", "1", "--trainer.limit_val_batches", "0", *extra], run=False)
 
 
-def bare_child(name: str, device: str, data_dir: str, warmup: int, steps: int) -> dict:
+def bare_child(name: str, device: str, data_dir: str, warmup: int, steps: int, batch_size: int | None) -> dict:
     import torch
     import torch.nn.functional as F
 
     from cnn_lightning.data import resize_batch
 
-    cli = build(name, device, data_dir, [])
+    cli = build(name, device, data_dir, [], batch_size)
     model, data, precision = cli.model, cli.datamodule, str(cli.trainer.precision)
     data.setup("fit")
     images, labels = (t.to(device) for t in data.split("train"))
@@ -80,7 +88,22 @@ def bare_child(name: str, device: str, data_dir: str, warmup: int, steps: int) -
     return {"rate": steps * size / (time.perf_counter() - start), "precision": precision, "batch": size}
 
 
-def fit_child(name: str, device: str, data_dir: str, warmup: int, steps: int, lean: bool) -> dict:
+def as_lightning_ships(trainer) -> None:
+    """Undo step_overhead.py's cuts on ``trainer``: Lightning's own profiler, a redraw every batch, nn.Module's
+    ``__setattr__`` for the hook name."""
+    import lightning as L
+    from lightning.pytorch.profilers import PassThroughProfiler
+
+    from cnn_lightning.classifier import Classifier
+
+    trainer.profiler = PassThroughProfiler()
+    trainer.progress_bar_callback.min_interval = 0.0
+    Classifier.__setattr__ = L.LightningModule.__setattr__
+
+
+def fit_child(
+    name: str, device: str, data_dir: str, warmup: int, steps: int, batch_size: int | None, side: str
+) -> dict:
     import lightning as L
 
     class StepTimer(L.Callback):
@@ -95,9 +118,11 @@ def fit_child(name: str, device: str, data_dir: str, warmup: int, steps: int, le
                 self.rate, self.batch = steps * len(batch[1]) / (time.perf_counter() - self.start), len(batch[1])
 
     timer = StepTimer()
-    cli = build(name, device, data_dir, ["--trainer.max_steps", str(warmup + steps)])
+    cli = build(name, device, data_dir, ["--trainer.max_steps", str(warmup + steps)], batch_size)
     trainer = cli.trainer
-    if lean:
+    if side == "stock":
+        as_lightning_ships(trainer)
+    if side == "lean":
         trainer = L.Trainer(
             accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, precision=trainer.precision,
             max_steps=warmup + steps,
@@ -112,7 +137,8 @@ def fit_child(name: str, device: str, data_dir: str, warmup: int, steps: int, le
 
 def run_child(side: str, name: str, args: argparse.Namespace, warmup: int, steps: int) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--models", name]
-    command += ["--device", args.device]
+    command += ["--device", args.device, "--clock", args.clock]
+    command += ["--batch-size", str(args.batch_size)] if args.batch_size else []
     command += ["--data-dir", str(Path(args.data_dir).resolve()), "--warmup", str(warmup), "--steps", str(steps)]
     os.makedirs(args.workdir, exist_ok=True)
     done = subprocess.run(command, cwd=args.workdir, capture_output=True, text=True)
@@ -128,20 +154,30 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(REPO / "data"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int)
+    parser.add_argument("--batch-size", type=int, help="the per-step tax shows at small ones")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--workdir", default="/tmp/cnn_lightning_overhead", help="where the children run")
+    parser.add_argument("--sides", nargs="+", default=["bare", "ours", "lean"], choices=SIDES)
+    parser.add_argument("--clock", default="wall", choices=["wall", "thread"], help="thread: main thread's CPU time")
     parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if "bare" not in args.sides:
+        parser.error("--sides must include bare: every ratio is to it")
     if args.device == "auto":
         import torch
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.child:
         name = args.models[0]
+        if args.clock == "thread":
+            import torch
+
+            torch.set_num_threads(1)
+            time.perf_counter = time.thread_time  # both sides' timers read it
         if args.child == "bare":
-            result = bare_child(name, args.device, args.data_dir, args.warmup, args.steps)
+            result = bare_child(name, args.device, args.data_dir, args.warmup, args.steps, args.batch_size)
         else:
-            result = fit_child(name, args.device, args.data_dir, args.warmup, args.steps, lean=args.child == "lean")
+            result = fit_child(name, args.device, args.data_dir, args.warmup, args.steps, args.batch_size, args.child)
         print(json.dumps(result))
         return
     from cnn_lightning.data import DEBIAN_DIR, prepare_raw_files
@@ -155,20 +191,22 @@ def main() -> None:
         if args.device != "cpu":
             warmup, steps = warmup * 5, min(steps * 10, 200 - warmup * 5)
         warmup, steps = args.warmup or warmup, args.steps or steps
-        runs = {side: [] for side in SIDES}
+        runs = {side: [] for side in args.sides}
         for _ in range(args.repeats):  # alternated so drift in machine load hits every side alike
-            for side in SIDES:
+            for side in args.sides:
                 runs[side].append(run_child(side, name, args, warmup, steps))
         rates = {side: statistics.median(run["rate"] for run in results) for side, results in runs.items()}
         batch = runs["bare"][0]["batch"]
-        cells = [f"{side} {rates[side]:,.0f} ex/s ({1000 * batch / rates[side]:.2f} ms/step)" for side in SIDES]
-        print(
-            f"{name:8s} " + " | ".join(cells) + f" | ours/bare {rates['ours'] / rates['bare']:.2f}, lean/bare "
-            f"{rates['lean'] / rates['bare']:.2f} ({runs['ours'][0]['precision']}; samples: "
-            + "; ".join(f"{side} " + " ".join(f"{r['rate']:.0f}" for r in runs[side]) for side in SIDES)
-            + ")",
-            flush=True,
-        )
+        step_us = {side: 1e6 * batch / rate for side, rate in rates.items()}
+        cells = [f"{side} {rates[side]:,.0f} ex/s ({step_us[side] / 1000:.2f} ms/step)" for side in args.sides]
+        ratios = [
+            f"{side}/bare {rates[side] / rates['bare']:.2f} (+{step_us[side] - step_us['bare']:,.0f} us/step)"
+            for side in args.sides
+            if side != "bare"
+        ]
+        samples = "; ".join(f"{side} " + " ".join(f"{r['rate']:.0f}" for r in runs[side]) for side in args.sides)
+        precision = runs[args.sides[-1]][0]["precision"]
+        print(f"{name:8s} " + " | ".join(cells + ratios) + f" ({precision}, batch {batch}; samples: {samples})")
 
 
 if __name__ == "__main__":

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.cli import LightningCLI
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from cnn_lightning.errors import ConfigError, DivergenceError, InputSizeError, require_positive
+from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE
 from cnn_lightning.optimization import (
     Schedule,
     describe_schedule,
@@ -22,37 +22,10 @@ from cnn_lightning.optimization import (
     trainer_schedule,
 )
 from cnn_lightning.reliability import FiniteLossGuard
+from cnn_lightning.shapes import output_shape, training_flops
 
 if TYPE_CHECKING:
     from cnn_lightning.models.record import ModelRecord
-
-
-def meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    """Stand-ins on the meta device for ``module``'s parameters and buffers, for ``torch.func.functional_call``:
-    same shapes and ``requires_grad``, detached leaves, so a pass computes nothing and never touches the real ones."""
-    return {
-        name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
-        for name, t in [*module.named_parameters(), *module.named_buffers()]
-    }
-
-
-def output_shape(module: nn.Module, input_shape: tuple[int, ...]) -> torch.Size:
-    """Shape ``module`` produces for ``input_shape``, computed on the meta device (no memory, no FLOPs)."""
-    with torch.no_grad():
-        return torch.func.functional_call(module, meta_state(module), (torch.empty(input_shape, device="meta"),)).shape
-
-
-def flat_features(features: nn.Module, *, in_channels: int, input_size: int) -> int:
-    """Number of features ``features`` hands to the classifier head for one ``input_size`` image."""
-    return output_shape(features, (1, in_channels, input_size, input_size)).numel()
-
-
-def training_flops(module: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """FLOPs of one forward and backward pass over a batch of ``input_shape``, counted by Lightning's
-    ``measure_flops`` (``torch.utils.flop_counter``) on the meta device: nothing is computed or allocated."""
-    meta = meta_state(module)
-    images = torch.empty(input_shape, device="meta")
-    return measure_flops(module, lambda: torch.func.functional_call(module, meta, (images,)), torch.Tensor.sum)
 
 
 class Classifier(L.LightningModule):
@@ -138,6 +111,14 @@ class Classifier(L.LightningModule):
         )
         # No NaN check: it would read the loss on the host every step; the loss guard watches for NaN instead.
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets this around every hook call, dozens of times a step; nn.Module's __setattr__ would first
+        # test the value against Parameter, Module and buffer types (slow isinstance checks) for a plain string.
+        if name == HOOK_NAME_ATTRIBUTE:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def build_network(self) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} must implement build_network()")

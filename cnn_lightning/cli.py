@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback, instantiate_class
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
@@ -38,6 +38,7 @@ from cnn_lightning.runs import (
     run_folder,
     same_model,
 )
+from cnn_lightning.step_overhead import SteadyProgressBar
 
 DEBUG_ENV = "CNN_LIGHTNING_DEBUG"
 
@@ -228,8 +229,9 @@ def trainer_defaults() -> dict[str, Any]:
     return {
         "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__name__}"}],
         # tqdm's bar, whatever is installed: Lightning picks Rich's where rich is, and its per-step rendering cost
-        # LeNet 10 % of its training speed on 2 cores. A bar in the config replaces it (instantiate_trainer).
-        "callbacks": [*default_callbacks(), TQDMProgressBar()],
+        # LeNet 10 % of its training speed on 2 cores; redrawn 10 times a second at most. A bar in the config
+        # replaces it (instantiate_trainer).
+        "callbacks": [*default_callbacks(), SteadyProgressBar()],
         "logger": {
             "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
             "init_args": {"save_dir": ".", "name": "lightning_logs", "default_hp_metric": False, "log_graph": True},

@@ -36,7 +36,42 @@ RUN_COMMANDS: dict[str, tuple[str, tuple[str, ...] | None]] = {
 
 class Trainer(L.Trainer):
     """Lightning's ``Trainer`` with the project's model commands as methods, so LightningCLI parses them as it
-    parses ``fit``."""
+    parses ``fit``.
+
+    Args:
+        limit_train_batches: training batches per epoch: an int is a count, a float a fraction (``1.0``: all).
+        limit_val_batches: validation batches, as ``limit_train_batches``.
+        limit_test_batches: test batches, as ``limit_train_batches``.
+        limit_predict_batches: prediction batches, as ``limit_train_batches``.
+        overfit_batches: train (and validate) on this many training batches (int) or this fraction (float).
+        **kwargs: the rest of Lightning's ``Trainer`` arguments; ``profiler`` unset is a no-op one cheaper than
+            Lightning's (step_overhead.py).
+    """
+
+    # Lightning annotates these float-first, so the command line's ``1`` parsed as 1.0: every batch instead of one,
+    # unlike ``Trainer(limit_val_batches=1)`` in Python. Int first restores the documented meaning.
+    def __init__(
+        self,
+        *,
+        limit_train_batches: int | float | None = None,
+        limit_val_batches: int | float | None = None,
+        limit_test_batches: int | float | None = None,
+        limit_predict_batches: int | float | None = None,
+        overfit_batches: int | float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        from cnn_lightning.step_overhead import NoOpProfiler
+
+        if kwargs.get("profiler") is None:
+            kwargs["profiler"] = NoOpProfiler()
+        super().__init__(
+            limit_train_batches=limit_train_batches,
+            limit_val_batches=limit_val_batches,
+            limit_test_batches=limit_test_batches,
+            limit_predict_batches=limit_predict_batches,
+            overfit_batches=overfit_batches,
+            **kwargs,
+        )
 
     def summary(
         self,

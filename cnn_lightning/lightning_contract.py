@@ -9,6 +9,10 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.tuner import batch_size_scaling
 
+# The attribute Lightning sets on the LightningModule around every hook call (twice a call, dozens of times a step):
+# Classifier sets it as a plain attribute, skipping nn.Module's type checks (step_overhead.py, README "Performance").
+HOOK_NAME_ATTRIBUTE = "_current_fx_name"
+
 
 def rebuild_train_loader(trainer: L.Trainer) -> None:
     """Rebuild the fit loop's training loader from the data module's current settings (e.g. a new batch size).

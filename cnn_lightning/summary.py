@@ -30,8 +30,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnn_lightning.classifier import Classifier, meta_state
+from cnn_lightning.classifier import Classifier
 from cnn_lightning.errors import ConfigError
+from cnn_lightning.shapes import meta_state
 
 # Containers that only group layers: always expanded, and not a level of ``depth``.
 PLAIN_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)

@@ -121,3 +121,13 @@ def test_one_command_system_lists_and_parses_every_command(capsys, tmp_path: Pat
     with pytest.raises(SystemExit) as stop:
         main(["report", str(tmp_path / "no-runs"), "--config", str(options)])
     assert stop.value.code == 2 and "No folder" in capsys.readouterr().err
+
+
+def test_limit_batches_count_as_on_the_trainer(data_dir: Path) -> None:
+    """``--trainer.limit_val_batches 1`` is one batch, as ``Trainer(limit_val_batches=1)`` is (Lightning's
+    annotation put float first, so the command line read it as 1.0: every batch); ``1.0`` and ``0.5`` stay fractions."""
+    args = ["--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.limit_train_batches", "0.5"]
+    cli = make_cli([*args, "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1.0"], run=False)
+    limits = (cli.trainer.limit_train_batches, cli.trainer.limit_val_batches, cli.trainer.limit_test_batches)
+    assert limits == (0.5, 1, 1.0)
+    assert [type(limit) for limit in limits] == [float, int, float]

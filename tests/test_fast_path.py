@@ -15,10 +15,10 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 from torchvision.datasets import FashionMNIST
 
-from cnn_lightning.classifier import training_flops
 from cnn_lightning.cli import make_cli
 from cnn_lightning.data import FashionMNISTDataModule, TensorBatchLoader
 from cnn_lightning.models import LeNet, ResNet
+from cnn_lightning.shapes import training_flops
 
 
 def train_steps(model: torch.nn.Module, batches: list, lr: float) -> torch.nn.Module:
@@ -53,8 +53,11 @@ def test_same_batches_same_weights(data_dir: Path, model_class: type, size: int,
 
 
 def test_channels_last_computes_the_same() -> None:
-    """NHWC changes the order of float sums, not the function: its outputs and weight gradients agree with a
-    float64 reference as closely as the default layout's do (here, closer)."""
+    """NHWC changes the order of float sums, not the function: outputs agree with a float64 reference to float32
+    rounding, and so does every weight gradient, measured over the whole tensor (relative L2). Not element-wise: a
+    BatchNorm output within rounding of 0 may land on the other side of the ReLU after it in one layout, and that
+    one unit's gradient then differs whole (seen on an AVX2 AMD EPYC: b4.0.conv1's gradient off by 1.3e-3 in L2
+    and 1.3 % in its largest element in NHWC, 2.5e-6 in NCHW, with every value before that ReLU within 3e-6)."""
     torch.manual_seed(0)
     net = ResNet(input_size=40).net
     images, labels = torch.rand(16, 1, 40, 40), torch.randint(0, 10, (16,))
@@ -67,10 +70,8 @@ def test_channels_last_computes_the_same() -> None:
         torch.nn.functional.cross_entropy(output, labels).backward()
     for (name, exact), a, b in zip(reference.named_parameters(), plain.parameters(), nhwc.parameters(), strict=True):
         if name.endswith("weight"):
-            scale = exact.grad.abs().max().item()
-            error_plain = (a.grad.double() - exact.grad).abs().max().item() / scale
-            error_nhwc = (b.grad.double() - exact.grad).abs().max().item() / scale
-            assert error_nhwc <= max(2 * error_plain, 1e-4), (name, error_nhwc, error_plain)
+            errors = [((g.grad.double() - exact.grad).norm() / exact.grad.norm()).item() for g in (a, b)]
+            assert max(errors) < 1e-2, (name, errors)  # a wrong layout or kernel is off by O(1); rounding by 1e-6
 
 
 def test_flops_per_batch_counts_forward_and_backward() -> None:
@@ -127,3 +128,45 @@ def test_steady_state_steps_read_nothing_back_to_python(data_dir: Path, tmp_path
     reads = [read for read in watch.mode.reads if "(check)" not in read or "reliability.py" not in read]
     assert not reads, reads
     assert sum("reliability.py" in read for read in watch.mode.reads) == 26  # one guard check a step, no more
+
+
+class CountRedraws(L.Callback):
+    """Counts redraws of the training bar from the start of batch ``first`` to the end of batch ``last``."""
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.last, self.redraws, self.counting = first, last, 0, False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        bar = trainer.progress_bar_callback.train_progress_bar
+        refresh = bar.refresh
+
+        def counted(*args, **kwargs):
+            self.redraws += self.counting
+            return refresh(*args, **kwargs)
+
+        bar.refresh = counted
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        self.counting = self.counting or batch_idx == self.first
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        self.counting = self.counting and args[-1] != self.last
+
+
+@pytest.mark.parametrize("min_interval", [3600.0, 0.0])
+def test_steps_build_no_profiler_context_and_redraw_the_bar_by_time(
+    data_dir: Path, tmp_path: Path, monkeypatch, min_interval: float
+) -> None:
+    """Lightning wraps each hook call in ``trainer.profiler.profile``: the default one hands out one shared
+    context; the bar redraws by elapsed time, not every batch, and still ends showing the batches trained."""
+    monkeypatch.chdir(tmp_path)
+    cli = make_cli(["--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.max_steps", "40",
+                    "--trainer.limit_val_batches", "0", "--data.batch_size", "32"], run=False)  # fmt: skip
+    profiler, bar = cli.trainer.profiler, cli.trainer.progress_bar_callback
+    assert profiler.profile("[Callback]A.on_train_batch_end") is profiler.profile("[Strategy]B.training_step")
+    bar.min_interval = min_interval
+    count = CountRedraws(5, 34)
+    cli.trainer.callbacks.append(count)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert count.redraws == (0 if min_interval else 60)  # as Lightning draws: count, then metrics, every batch
+    assert bar.train_progress_bar.n == 40

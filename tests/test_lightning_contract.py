@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 
 from cnn_lightning.data import FashionMNISTDataModule
-from cnn_lightning.lightning_contract import completed_train_batches, rebuild_train_loader
+from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE, completed_train_batches, rebuild_train_loader
 from cnn_lightning.models import LeNet
 
 
@@ -18,6 +18,7 @@ class Probe(L.Callback):
     def __init__(self) -> None:
         self.completed: list[tuple[int, int]] = []
         self.sizes: list[int] = []
+        self.hook_names: set[str] = set()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.datamodule.batch_size = 8
@@ -26,6 +27,8 @@ class Probe(L.Callback):
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         self.completed.append((batch_idx, completed_train_batches(trainer)))
         self.sizes.append(len(batch[1]))
+        self.hook_names.add(getattr(pl_module, HOOK_NAME_ATTRIBUTE))
+        assert HOOK_NAME_ATTRIBUTE in vars(pl_module)  # a plain attribute, as Classifier.__setattr__ stores it
 
 
 def test_lightning_internals_we_use_behave_as_expected(data_dir: Path, tmp_path: Path) -> None:
@@ -36,3 +39,4 @@ def test_lightning_internals_we_use_behave_as_expected(data_dir: Path, tmp_path:
     trainer.fit(LeNet(), datamodule=FashionMNISTDataModule(data_dir=str(data_dir), batch_size=32, download=False))
     assert probe.sizes == [8] * 6  # the rebuilt loader took the new batch size
     assert probe.completed == [(0, 0), (1, 1), (2, 2)] * 2  # completed batches of the current epoch
+    assert probe.hook_names == {"on_train_batch_start"}  # the hook Lightning is calling, under the name we speed up

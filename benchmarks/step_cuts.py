@@ -1,0 +1,110 @@
+"""What each cut of ``cnn_lightning/step_overhead.py`` saves per training step, on this machine.
+
+A real ``fit --config lenet.yaml`` counts, per steady-state step, the profiler contexts Lightning opens and the times it
+sets the module's hook name, each then timed alone (``timeit``, best of 5) the stock way and ours, and times the bar's
+per-batch hook when it redraws every batch (median; into a buffer, so a real terminal costs more). Saved per step =
+count × (stock − ours): steadier than timing whole steps on a shared machine, and the counts say why; the ``stock``
+side of ``overhead.py`` shows the same cuts end to end.
+
+    python benchmarks/step_cuts.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import time
+import timeit
+
+import lightning as L
+import torch
+from lightning.pytorch.profilers import PassThroughProfiler
+from throughput import REPO  # benchmarks/ is the script's folder, on sys.path
+
+from cnn_lightning.classifier import Classifier
+from cnn_lightning.cli import make_cli
+from cnn_lightning.step_overhead import NoOpProfiler
+
+COUNTED = 100  # steps counted, after 20 of warm-up
+
+
+class CountPerStep(L.Callback):
+    """From batch 20 on, counts profiler contexts and hook-name sets, and times the bar's per-batch hook with a
+    redraw every batch, as Lightning ships it."""
+
+    def __init__(self) -> None:
+        self.counts = {"profile": 0, "setattr": 0, "redraw": 0}
+        self.redraw_us: list[float] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if batch_idx != 20:
+            return
+        counts, profiler, module_class = self.counts, trainer.profiler, type(pl_module)
+        profile, setattr_, bar = profiler.profile, module_class.__setattr__, trainer.progress_bar_callback
+        draw = bar.on_train_batch_end
+
+        def counted_profile(name: str):
+            counts["profile"] += 1
+            return profile(name)
+
+        def counted_setattr(module, name: str, value) -> None:
+            counts["setattr"] += name == "_current_fx_name"
+            setattr_(module, name, value)
+
+        def timed_draw(*args, **kwargs) -> None:
+            start = time.perf_counter()
+            draw(*args, **kwargs)
+            self.redraw_us.append(1e6 * (time.perf_counter() - start))
+            counts["redraw"] += 1
+
+        profiler.profile, module_class.__setattr__, bar.on_train_batch_end = (
+            counted_profile, counted_setattr, timed_draw,
+        )  # fmt: skip
+        bar.min_interval = 0.0  # as Lightning ships the bar: a redraw every batch
+
+
+def best_us(function, number: int) -> float:
+    return min(timeit.repeat(function, number=number, repeat=5)) / number * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=str(REPO / "data"))
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workdir", default="/tmp/cnn_lightning_step_cuts", help="the run's (throwaway) folder")
+    args = parser.parse_args()
+    counter = CountPerStep()
+    cli = make_cli(["--config", "lenet.yaml", "--data.data_dir", args.data_dir, "--data.batch_size",
+                    str(args.batch_size), "--trainer.max_steps", str(20 + COUNTED), "--trainer.limit_val_batches", "0",
+                    "--trainer.logger", "false", "--trainer.default_root_dir", args.workdir], run=False)  # fmt: skip
+    cli.trainer.callbacks.append(counter)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    per_step = {name: count / COUNTED for name, count in counter.counts.items()}
+
+    def enter_exit(profiler) -> None:
+        with profiler.profile("[Callback]RunCheckpoint.on_train_batch_end"):
+            pass
+
+    stock_profiler, our_profiler, module = PassThroughProfiler(), NoOpProfiler(), cli.model
+    costs = {  # (stock, ours) microseconds for one occurrence
+        "profile": (best_us(lambda: enter_exit(stock_profiler), 100_000),
+                    best_us(lambda: enter_exit(our_profiler), 100_000)),
+        "setattr": (best_us(lambda: torch.nn.Module.__setattr__(module, "_current_fx_name", "x"), 100_000),
+                    best_us(lambda: Classifier.__setattr__(module, "_current_fx_name", "x"), 100_000)),
+    }  # fmt: skip
+    costs["redraw"] = (statistics.median(counter.redraw_us), 0.0)  # ours: one every 0.1 s, nothing per step
+    print(f"LeNet, batch {args.batch_size}: per steady-state step, as Lightning ships it → with step_overhead.py")
+    total = 0.0
+    for name, what in [("profile", "profiler contexts"), ("setattr", "hook-name sets"), ("redraw", "bar redraws")]:
+        stock, ours = costs[name]
+        saved = per_step[name] * (stock - ours)
+        total += saved
+        print(f"  {what:18s} {per_step[name]:5.1f} a step × ({stock:6.2f} → {ours:5.2f} us) = {saved:6.0f} us saved")
+    print(f"  total              {total:,.0f} us a step")
+
+
+if __name__ == "__main__":
+    main()
