@@ -25,6 +25,7 @@ from throughput import REPO  # benchmarks/ is the script's folder, on sys.path
 
 from cnn_lightning.classifier import Classifier
 from cnn_lightning.cli import make_cli
+from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE
 from cnn_lightning.step_overhead import NoOpProfiler
 
 COUNTED = 100  # steps counted, after 20 of warm-up
@@ -50,7 +51,7 @@ class CountPerStep(L.Callback):
             return profile(name)
 
         def counted_setattr(module, name: str, value) -> None:
-            counts["setattr"] += name == "_current_fx_name"
+            counts["setattr"] += name == HOOK_NAME_ATTRIBUTE
             setattr_(module, name, value)
 
         def timed_draw(*args, **kwargs) -> None:
@@ -92,8 +93,8 @@ def main() -> None:
     costs = {  # (stock, ours) microseconds for one occurrence
         "profile": (best_us(lambda: enter_exit(stock_profiler), 100_000),
                     best_us(lambda: enter_exit(our_profiler), 100_000)),
-        "setattr": (best_us(lambda: torch.nn.Module.__setattr__(module, "_current_fx_name", "x"), 100_000),
-                    best_us(lambda: Classifier.__setattr__(module, "_current_fx_name", "x"), 100_000)),
+        "setattr": (best_us(lambda: torch.nn.Module.__setattr__(module, HOOK_NAME_ATTRIBUTE, "x"), 100_000),
+                    best_us(lambda: Classifier.__setattr__(module, HOOK_NAME_ATTRIBUTE, "x"), 100_000)),
     }  # fmt: skip
     costs["redraw"] = (statistics.median(counter.redraw_us), 0.0)  # ours: one every 0.1 s, nothing per step
     print(f"LeNet, batch {args.batch_size}: per steady-state step, as Lightning ships it → with step_overhead.py")

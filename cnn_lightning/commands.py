@@ -17,6 +17,8 @@ from typing import Any, Literal
 import lightning as L
 from jsonargparse import ActionConfigFile, ArgumentParser
 
+from cnn_lightning.step_overhead import NoOpProfiler
+
 # Model commands: the Trainer method LightningCLI calls, with the arguments it fills in itself.
 MODEL_COMMANDS: dict[str, set[str]] = {
     "fit": {"model", "train_dataloaders", "val_dataloaders", "datamodule"},
@@ -60,8 +62,6 @@ class Trainer(L.Trainer):
         overfit_batches: int | float = 0.0,
         **kwargs: Any,
     ) -> None:
-        from cnn_lightning.step_overhead import NoOpProfiler
-
         if kwargs.get("profiler") is None:
             kwargs["profiler"] = NoOpProfiler()
         super().__init__(

@@ -1,6 +1,6 @@
 """What a training step costs besides the model's own work, cut where Lightning lets a user cut it.
 
-Lightning wraps every hook call of every callback in ``trainer.profiler.profile(...)`` (about 200 a step with the
+Lightning wraps every hook call of every callback in ``trainer.profiler.profile(...)`` (about 90 a step with the
 project's callbacks) and its tqdm bar redraws after every batch. On a small model those are a large share of the
 step: ``benchmarks/overhead.py`` measures them against a bare PyTorch loop (README, "The framework's tax").
 """
@@ -29,8 +29,9 @@ class NoOpProfiler(PassThroughProfiler):
 class SteadyProgressBar(TQDMProgressBar):
     """Lightning's tqdm bar, redrawn at most every ``min_interval`` seconds (as tqdm itself paces ``update``) and on
     each bar's first and last batch, instead of on every ``refresh_rate``-th batch whatever the pace: a redraw
-    formats the bar and the metrics and writes to the terminal (about 260 us on a 2-core AMD EPYC, most of a LeNet
-    step on a GPU). Public hooks only: each per-batch hook runs when a redraw is due.
+    formats the bar and the metrics and writes to the terminal (370 us into a buffer on a 2-core AMD EPYC,
+    ``benchmarks/step_cuts.py``; the H100's bare LeNet step was 2.84 ms). Public hooks only: each per-batch hook
+    runs when a redraw is due.
 
     Args:
         refresh_rate: redraw on every ``refresh_rate``-th batch at most (0 turns the bar off), as Lightning's.
