@@ -10,8 +10,11 @@ Three sides, alternated in fresh processes on the same machine, medians over ``-
           checkpoints, dashboards, metrics), validation off;
     lean  the same model and data module through a plain ``Trainer`` with the logger, progress bar, model summary,
           checkpointing and every optional callback off;
-    stock (asked for with ``--sides``) ``ours`` with what step_overhead.py replaces put back as Lightning ships it:
-          the pass-through profiler, a bar redrawn every batch, and nn.Module's ``__setattr__`` for the hook name.
+    stock (asked for with ``--sides``) ``ours`` with what step_overhead.py and host_memory.py replace put back as
+          Lightning and glibc ship it: the pass-through profiler, a bar redrawn every batch, nn.Module's
+          ``__setattr__`` for the hook name, and freed memory handed back to the kernel after every step.
+
+bare keeps freed memory in the process as ours does (host_memory.py): the fastest honest loop does.
 
 Each is timed over the same number of training batches after the same warm-up, by wall clock (synchronized on a
 GPU); the table gives examples/sec, milliseconds per step, and each side's ratio to bare. ``--clock thread`` times
@@ -30,6 +33,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -58,7 +62,9 @@ def bare_child(name: str, device: str, data_dir: str, warmup: int, steps: int, b
     import torch.nn.functional as F
 
     from cnn_lightning.data import resize_batch
+    from cnn_lightning.host_memory import retain_freed_memory
 
+    retain_freed_memory()
     cli = build(name, device, data_dir, [], batch_size)
     model, data, precision = cli.model, cli.datamodule, str(cli.trainer.precision)
     data.setup("fit")
@@ -76,7 +82,7 @@ def bare_child(name: str, device: str, data_dir: str, warmup: int, steps: int, b
     for step in range(warmup + steps):
         if step == warmup:
             sync(device)
-            start = time.perf_counter()
+            start, faults = time.perf_counter(), page_faults()
         index = order[step * size : (step + 1) * size]
         x, y = resize_batch(images[index], model.input_size), labels[index]
         with autocast:
@@ -85,12 +91,18 @@ def bare_child(name: str, device: str, data_dir: str, warmup: int, steps: int, b
         loss.backward()
         optimizer.step()
     sync(device)
-    return {"rate": steps * size / (time.perf_counter() - start), "precision": precision, "batch": size}
+    rate, faults = steps * size / (time.perf_counter() - start), (page_faults() - faults) / steps
+    return {"rate": rate, "faults": faults, "precision": precision, "batch": size}
+
+
+def page_faults() -> int:
+    """Fresh pages this process has taken from the kernel so far (minor faults, every thread)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def as_lightning_ships(trainer) -> None:
     """Undo step_overhead.py's cuts on ``trainer``: Lightning's own profiler, a redraw every batch, nn.Module's
-    ``__setattr__`` for the hook name."""
+    ``__setattr__`` for the hook name (glibc's memory defaults come from ``--trainer.retain_host_memory false``)."""
     import lightning as L
     from lightning.pytorch.profilers import PassThroughProfiler
 
@@ -110,15 +122,18 @@ def fit_child(
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
             if batch_idx == warmup:
                 sync(device)
-                self.start = time.perf_counter()
+                self.start, self.faults = time.perf_counter(), page_faults()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
             if batch_idx == warmup + steps - 1:
                 sync(device)
                 self.rate, self.batch = steps * len(batch[1]) / (time.perf_counter() - self.start), len(batch[1])
+                self.faults = (page_faults() - self.faults) / steps
 
     timer = StepTimer()
-    cli = build(name, device, data_dir, ["--trainer.max_steps", str(warmup + steps)], batch_size)
+    extra = ["--trainer.max_steps", str(warmup + steps)]
+    extra += ["--trainer.retain_host_memory", "false"] if side == "stock" else []
+    cli = build(name, device, data_dir, extra, batch_size)
     trainer = cli.trainer
     if side == "stock":
         as_lightning_ships(trainer)
@@ -132,7 +147,7 @@ def fit_child(
     else:
         trainer.callbacks.append(timer)
     trainer.fit(cli.model, datamodule=cli.datamodule)
-    return {"rate": timer.rate, "precision": str(trainer.precision), "batch": timer.batch}
+    return {"rate": timer.rate, "faults": timer.faults, "precision": str(trainer.precision), "batch": timer.batch}
 
 
 def run_child(side: str, name: str, args: argparse.Namespace, warmup: int, steps: int) -> dict:
@@ -204,9 +219,11 @@ def main() -> None:
             for side in args.sides
             if side != "bare"
         ]
+        faults = {side: statistics.median(run["faults"] for run in results) for side, results in runs.items()}
         samples = "; ".join(f"{side} " + " ".join(f"{r['rate']:.0f}" for r in runs[side]) for side in args.sides)
         precision = runs[args.sides[-1]][0]["precision"]
         print(f"{name:8s} " + " | ".join(cells + ratios) + f" ({precision}, batch {batch}; samples: {samples})")
+        print(" " * 9 + "page faults a step (medians): " + ", ".join(f"{side} {faults[side]:,.0f}" for side in faults))
 
 
 if __name__ == "__main__":

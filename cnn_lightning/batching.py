@@ -23,6 +23,7 @@ from lightning.pytorch.utilities.parsing import lightning_getattr, lightning_has
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from cnn_lightning.host_memory import release_freed_memory
 from cnn_lightning.lightning_contract import rebuild_train_loader
 
 GiB = 1 << 30
@@ -270,16 +271,19 @@ class AutoMicroBatch(Callback):
             nonlocal steps
             steps += 1
             peak = peak_rss_bytes()
+            release_freed_memory()  # what a smaller trial kept must not count against the next, larger one
             reset_peak_rss()
             if steps > 1 and peak > search_budget:
                 raise CPUBudgetExceeded(peak, search_budget)
 
         handle = register_optimizer_step_post_hook(check_peak)
+        release_freed_memory()
         reset_peak_rss()
         try:
             self._find_split(trainer, pl_module)
         finally:
             handle.remove()
+            release_freed_memory()  # the trial that ran out of budget
         return search_budget
 
 

@@ -3,7 +3,6 @@ gradient accumulation with AutoMicroBatch, the effective-batch line, and the two
 
 from __future__ import annotations
 
-import ctypes
 import gc
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from cnn_lightning.batching import AutoMicroBatch, EffectiveBatchSize, GiB, power_of_two_divisor, rss_bytes
 from cnn_lightning.data import FashionMNISTDataModule
+from cnn_lightning.host_memory import release_freed_memory
 from cnn_lightning.models import DenseBlock, DenseNet, LeNet
 from tests.conftest import run_cli
 
@@ -176,7 +176,7 @@ def test_cpu_search_splits_the_batch_under_a_tight_budget(data_dir: Path, tmp_pa
     data = _datamodule(data_dir, 64, resize=96)
     _fit(DenseNet(**model_args), data, [], 1, tmp_path)  # loads the data and warms the kernels up
     gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so resident memory is what is in use
+    release_freed_memory()  # resident memory is then what is in use
     # About 3 MiB of activations per 96 px example: 64 take ~300 MiB more, 100 MiB fits a micro-batch of 8 to 16.
     callback = AutoMicroBatch(effective_batch_size=64, max_memory=(rss_bytes() + 100 * 2**20) / GiB, headroom=0)
     data.batch_size = 64
