@@ -12,9 +12,11 @@ Three sides, alternated in fresh processes on the same machine, medians over ``-
           checkpointing and every optional callback off;
     stock (asked for with ``--sides``) ``ours`` with what step_overhead.py and host_memory.py replace put back as
           Lightning and glibc ship it: the pass-through profiler, a bar redrawn every batch, nn.Module's
-          ``__setattr__`` for the hook name, and freed memory handed back to the kernel after every step.
+          ``__setattr__`` for the hook name, freed memory handed back to the kernel after every step, and large
+          tensors in 4 KiB pages.
 
-bare keeps freed memory in the process as ours does (host_memory.py): the fastest honest loop does.
+bare keeps freed memory in the process and puts large tensors in huge pages as ours does (host_memory.py): the
+fastest honest loop does.
 
 Each is timed over the same number of training batches after the same warm-up, by wall clock (synchronized on a
 GPU); the table gives examples/sec, milliseconds per step, and each side's ratio to bare. ``--clock thread`` times
@@ -41,6 +43,8 @@ import time
 from pathlib import Path
 
 from throughput import CONFIGS, REPO, sync  # benchmarks/ is the script's folder, on sys.path
+
+from cnn_lightning.host_memory import HUGE_PAGES_SETTING
 
 STEPS = {"LeNet": (20, 150), "ResNet": (2, 6)}  # (warm-up, timed) batches on CPU; a GPU takes 10× the timed
 SIDES = ("bare", "ours", "lean", "stock")
@@ -156,7 +160,9 @@ def run_child(side: str, name: str, args: argparse.Namespace, warmup: int, steps
     command += ["--batch-size", str(args.batch_size)] if args.batch_size else []
     command += ["--data-dir", str(Path(args.data_dir).resolve()), "--warmup", str(warmup), "--steps", str(steps)]
     os.makedirs(args.workdir, exist_ok=True)
-    done = subprocess.run(command, cwd=args.workdir, capture_output=True, text=True)
+    # As python -m cnn_lightning sets it before torch loads (host_memory.py); stock gets PyTorch's default.
+    env = {**os.environ, HUGE_PAGES_SETTING: "0" if side == "stock" else os.environ.get(HUGE_PAGES_SETTING, "1")}
+    done = subprocess.run(command, cwd=args.workdir, capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"{side} child for {name} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -4,7 +4,10 @@ and a training step costs no more than it must: no tensor value read back into P
 from __future__ import annotations
 
 import copy
+import os
 import resource
+import subprocess
+import sys
 import traceback
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from torchvision.datasets import FashionMNIST
 
 from cnn_lightning.cli import make_cli
 from cnn_lightning.data import FashionMNISTDataModule, TensorBatchLoader
-from cnn_lightning.host_memory import glibc
+from cnn_lightning.host_memory import HUGE_PAGES_SETTING, glibc
 from cnn_lightning.models import LeNet, ResNet
 from cnn_lightning.shapes import training_flops
 
@@ -204,3 +207,18 @@ def test_steady_state_steps_reuse_the_memory_they_free(data_dir: Path, tmp_path:
     cli.trainer.callbacks.append(count)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert count.faults / 20 < 300, f"{count.faults / 20:.0f} page faults a step"
+
+
+@pytest.mark.parametrize(("user_setting", "expected"), [(None, "1"), ("0", "0")])
+def test_entry_point_asks_for_huge_pages_before_torch_loads(user_setting: str | None, expected: str) -> None:
+    """PyTorch reads THP_MEM_ALLOC_ENABLE once, when it loads: the entry point must set it first, and keep the
+    user's own value. A fresh interpreter, as ``python -m cnn_lightning`` and the ``cnn-lightning`` script start."""
+    env = {key: value for key, value in os.environ.items() if key != HUGE_PAGES_SETTING}
+    env.update({HUGE_PAGES_SETTING: user_setting} if user_setting else {})
+    code = (
+        "import os, sys, cnn_lightning.host_memory; loaded_early = 'torch' in sys.modules; "
+        "import cnn_lightning.__main__; "
+        f"print(loaded_early, 'torch' in sys.modules, os.environ.get({HUGE_PAGES_SETTING!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "True", expected], done.stderr[-2000:]
