@@ -35,7 +35,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from pathlib import Path
 
 from throughput import CONFIGS, REPO, sync  # benchmarks/ is the script's folder, on sys.path
 
-from cnn_lightning.host_memory import HUGE_PAGES_SETTING
+from cnn_lightning.host_memory import HUGE_PAGES_SETTING, page_faults
 
 STEPS = {"LeNet": (20, 150), "ResNet": (2, 6)}  # (warm-up, timed) batches on CPU; a GPU takes 10× the timed
 SIDES = ("bare", "ours", "lean", "stock")
@@ -97,11 +96,6 @@ def bare_child(name: str, device: str, data_dir: str, warmup: int, steps: int, b
     sync(device)
     rate, faults = steps * size / (time.perf_counter() - start), (page_faults() - faults) / steps
     return {"rate": rate, "faults": faults, "precision": precision, "batch": size}
-
-
-def page_faults() -> int:
-    """Fresh pages this process has taken from the kernel so far (minor faults, every thread)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def as_lightning_ships(trainer) -> None:

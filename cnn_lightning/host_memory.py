@@ -9,8 +9,9 @@ and 2.4 s of a 12 s step on one thread. PyTorch's CPU tuning guide answers this 
 preloaded (``LD_PRELOAD``), which must be set up before the process starts; glibc's own ``mallopt`` does the same
 from inside it: blocks up to 32 MiB (the largest mmap threshold glibc accepts on 64-bit) come from the heap and
 the heap is never trimmed, so a steady LeNet step faults no page (ResNet's activations over 32 MiB still come
-mapped fresh). The process's memory stays at its peak, which every step reaches anyway. ``benchmarks/overhead.py``
-prints the faults a step; README, "The framework's tax", what it bought.
+mapped fresh, in huge pages: :func:`huge_pages_for_large_tensors`). The process's memory stays at its peak,
+which every step reaches anyway. ``benchmarks/overhead.py`` prints the faults a step; README, "The framework's
+tax", what it bought.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def release_freed_memory() -> None:
     libc = glibc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def page_faults() -> int:
+    """Fresh pages this process has taken from the kernel so far (minor faults, every thread; Unix only)."""
+    import resource  # not on Windows, where the rest of this module still imports
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def huge_pages_for_large_tensors() -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import os
-import resource
 import subprocess
 import sys
 import traceback
@@ -21,7 +20,7 @@ from torchvision.datasets import FashionMNIST
 
 from cnn_lightning.cli import make_cli
 from cnn_lightning.data import FashionMNISTDataModule, TensorBatchLoader
-from cnn_lightning.host_memory import HUGE_PAGES_SETTING, glibc
+from cnn_lightning.host_memory import HUGE_PAGES_SETTING, USER_SETTINGS, glibc, page_faults
 from cnn_lightning.models import LeNet, ResNet
 from cnn_lightning.shapes import training_flops
 
@@ -186,11 +185,11 @@ class CountPageFaults(L.Callback):
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if batch_idx == self.first:
-            self.faults = -resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            self.faults = -page_faults()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         if args[-1] == self.last:
-            self.faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            self.faults += page_faults()
 
 
 @pytest.mark.skipif(glibc() is None, reason="glibc's malloc only")
@@ -198,7 +197,7 @@ def test_steady_state_steps_reuse_the_memory_they_free(data_dir: Path, tmp_path:
     """Each step's activations reuse the memory the previous step freed (host_memory.py). With glibc's defaults a
     LeNet step at batch 256 faulted 1,000-5,000 fresh pages in (6-15 ms of kernel time on a 2-core AMD EPYC); with
     freed memory kept, 0-40."""
-    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+    for name in USER_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     cli = make_cli(["--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.max_steps", "30",
