@@ -9,9 +9,8 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LightningCLI
 from torch import nn
-from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
 
+from cnn_lightning.epoch_metrics import EpochMetrics
 from cnn_lightning.errors import ConfigError, DivergenceError, InputSizeError, require_positive
 from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE
 from cnn_lightning.optimization import (
@@ -106,11 +105,7 @@ class Classifier(L.LightningModule):
         self.optimizer_source = "model"  # "cli" once LightningCLI's optimizer: replaced the model's SGD
         self.schedule_source: str | None = None  # "model" (lr_schedule), "cli" (lr_scheduler:) or None
         self._compiled = False
-        self.train_acc, self.val_acc, self.test_acc = (
-            MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False) for _ in range(3)
-        )
-        # No NaN check: it would read the loss on the host every step; the loss guard watches for NaN instead.
-        self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
+        self.train_metrics, self.val_metrics, self.test_metrics = (EpochMetrics(num_classes) for _ in range(3))
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets this around every hook call, dozens of times a step; nn.Module's __setattr__ would first
@@ -206,23 +201,17 @@ class Classifier(L.LightningModule):
         return {renamed.get(key, key): value for key, value in state.items()}
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        """Loss of one batch; the stage's accuracy and mean loss accumulate on the device, logged at epoch end
-        (a ``self.log`` per step costs more than a LeNet step on a GPU)."""
+        """Loss of one batch; its outcome joins the stage's epoch metrics, logged at the epoch's end."""
         images, labels = batch
         logits = self(images)
         loss = self.criterion(logits, labels)
-        getattr(self, f"{stage}_acc").update(logits.detach(), labels)
-        # The weight as a device tensor: a Python number would be copied to the GPU, which waits for it.
-        getattr(self, f"{stage}_loss").update(loss.detach(), weight=torch.full_like(loss.detach(), len(labels)))
+        getattr(self, f"{stage}_metrics").add(logits, labels, loss)
         return loss
 
     def _log_epoch(self, stage: str) -> None:
-        """Log the stage's epoch loss and accuracy (torchmetrics syncs them over DDP ranks) and start afresh."""
-        for name in ("loss", "acc"):
-            metric = getattr(self, f"{stage}_{name}")
-            if metric.update_count:
-                self.log(f"{stage}/{name}", metric.compute(), prog_bar=True)
-            metric.reset()
+        """Log the stage's epoch loss and accuracy and start afresh."""
+        for name, value in getattr(self, f"{stage}_metrics").compute().items():
+            self.log(f"{stage}/{name}", value, prog_bar=True)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._shared_step(batch, "train")

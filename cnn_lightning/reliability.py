@@ -3,6 +3,7 @@ and checks that a checkpoint is readable and belongs to the model before Lightni
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 from pathlib import Path
@@ -145,8 +146,9 @@ class FiniteLossGuard:
     def check(self, loss: torch.Tensor, batch_idx: int, *, epoch: int = 0, step: int = 0) -> None:
         where = (epoch, step, batch_idx)
         if loss.device.type != "cuda":
-            if not torch.isfinite(loss):
-                self.on_divergence(loss.item(), *where)
+            value = loss.item()  # one read: torch.isfinite would launch an operator for a Python float's test
+            if not math.isfinite(value):
+                self.on_divergence(value, *where)
             return
         self._poll(wait_for_oldest=len(self._pending) >= self.depth)
         if self._free:

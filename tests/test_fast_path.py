@@ -3,6 +3,7 @@ and a training step costs no more than it must: no tensor value read back into P
 
 from __future__ import annotations
 
+import collections
 import copy
 import os
 import subprocess
@@ -15,6 +16,8 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils.data import DataLoader, Subset
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
 from torchvision import transforms
 from torchvision.datasets import FashionMNIST
 
@@ -121,9 +124,12 @@ class WatchSteps(L.Callback):
 
 def test_steady_state_steps_read_nothing_back_to_python(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """Between logged steps and checkpoints a training step, with every default callback, the logger and the
-    progress bar, reads no tensor value into Python (on a GPU each read would wait for it). The one exception is
-    the divergence guard's check on the CPU, where a read costs nothing; on CUDA it reads its flags late."""
+    progress bar, reads no tensor value into Python (on a GPU each read would wait for it) and updates no metric.
+    The one read is the divergence guard's check on the CPU, where it costs nothing; on CUDA it reads its flags late."""
     monkeypatch.chdir(tmp_path)
+    updates = collections.Counter()
+    for metric in (MulticlassAccuracy, MeanMetric):  # patched before the model binds them
+        monkeypatch.setattr(metric, "update", counted(metric.update, updates))
     cli = make_cli(["--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.max_steps", "32",
                     "--trainer.limit_val_batches", "0", "--data.batch_size", "32"], run=False)  # fmt: skip
     watch = WatchSteps(5, 30)
@@ -132,6 +138,18 @@ def test_steady_state_steps_read_nothing_back_to_python(data_dir: Path, tmp_path
     reads = [read for read in watch.mode.reads if "(check)" not in read or "reliability.py" not in read]
     assert not reads, reads
     assert sum("reliability.py" in read for read in watch.mode.reads) == 26  # one guard check a step, no more
+    # torchmetrics takes the epoch's 32 batches in one update each at its end, not one per step (0.5 ms a step)
+    assert updates == {"MulticlassAccuracy": 1, "MeanMetric": 1}, updates
+
+
+def counted(update, calls: collections.Counter):
+    """``update`` that counts its calls in ``calls`` under its class's name."""
+
+    def update_counted(self, *args, **kwargs):
+        calls[type(self).__name__] += 1
+        return update(self, *args, **kwargs)
+
+    return update_counted
 
 
 class CountRedraws(L.Callback):

@@ -9,6 +9,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnn_lightning.cli import make_cli
+from cnn_lightning.data import resize_batch
 
 EXPECTED_SCALARS = {
     "train/loss",
@@ -78,3 +79,24 @@ def test_optimizer_and_scheduler_come_from_the_config(data_dir: Path, tmp_path: 
     assert type(optimizer) is torch.optim.AdamW and optimizer.defaults["weight_decay"] == 0.05
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0)  # cosine to 0 over T_max = 2 epochs
     assert cli.model.criterion.label_smoothing == 0.1
+
+
+def test_epoch_metrics_weigh_every_example_once(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The logged loss and accuracy of an epoch are the book's: over every example it saw, the last, smaller batch
+    (55,000 = 214 × 256 + 216) weighing its size. A learning rate of 1e-12 keeps the weights those of the first
+    step, so one pass of the final model over each split must give the same figures."""
+    monkeypatch.chdir(tmp_path)
+    cli = make_cli(["fit", "--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.max_epochs", "1",
+                    "--model.init_args.lr", "1e-12", "--trainer.logger", "false",
+                    "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    model, metrics = cli.model.eval(), cli.trainer.callback_metrics
+    for stage in ("train", "val"):
+        images, labels = cli.datamodule.split(stage)
+        with torch.no_grad():
+            logits = torch.cat([model(resize_batch(part, 28)) for part in images.split(2048)])
+        accuracy = (logits.argmax(dim=1) == labels).double().mean().item()
+        assert float(metrics[f"{stage}/acc"]) == pytest.approx(accuracy, abs=1e-6), stage
+        loss = torch.nn.functional.cross_entropy(logits.double(), labels).item()
+        assert float(metrics[f"{stage}/loss"]) == pytest.approx(loss, rel=1e-5), stage
