@@ -20,10 +20,9 @@ fastest honest loop does.
 
 Each is timed over the same number of training batches after the same warm-up, by wall clock (synchronized on a
 GPU); the table gives examples/sec, milliseconds per step, and each side's ratio to bare: of the medians, and
-"paired", the median of each repeat's ratio to the bare run just before it (steadier on a shared machine, whose
-load drifts over minutes). ``--clock thread`` times
-the main thread's CPU time instead, with PyTorch on one thread: steadier on a shared CPU (other tenants' time is
-not counted), meaningless on a GPU.
+"paired", the median of each repeat's ratio to the bare run of the same round (steadier on a shared machine, whose
+load drifts over minutes). ``--clock thread`` times the main thread's CPU time instead, with PyTorch on one
+thread: steadier on a shared CPU (other tenants' time is not counted), meaningless on a GPU.
 
     python benchmarks/overhead.py                        # LeNet and ResNet-18 on this machine's device
     python benchmarks/overhead.py --models LeNet --repeats 7 --device cuda
@@ -216,10 +215,11 @@ def main() -> None:
         batch = runs["bare"][0]["batch"]
         step_us = {side: 1e6 * batch / rate for side, rate in rates.items()}
         cells = [f"{side} {rates[side]:,.0f} ex/s ({step_us[side] / 1000:.2f} ms/step)" for side in args.sides]
-        # Each run's ratio to the bare run just before it: slow drift in the machine's load cancels within a pair.
+        # Each run's ratio to the bare run of its round: slow drift in the machine's load cancels within a round.
         paired = {
             side: statistics.median(r["rate"] / b["rate"] for r, b in zip(runs[side], runs["bare"], strict=True))
             for side in args.sides
+            if side != "bare"
         }
         ratios = [
             f"{side}/bare {rates[side] / rates['bare']:.2f}, paired {paired[side]:.2f} "
