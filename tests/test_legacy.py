@@ -1,0 +1,116 @@
+"""A run saved by an earlier version keeps working: every class path it can name still resolves, and the run kept
+in ``tests/fixtures/densenet_run_0.1.0`` resumes, tests, predicts and exports (fixtures/README.md says how it was
+made)."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from cnn_lightning import load_classifier
+from cnn_lightning.runs import load_checkpoint
+from tests.conftest import run_cli
+
+FIXTURE = Path(__file__).parent / "fixtures" / "densenet_run_0.1.0"
+
+# Every class a config, a saved config.yaml or a checkpoint's hyperparameters could name in version 0.1.0, with the
+# module paths it had then (callbacks, the checkpoint plugin, the profiler, the Trainer, the data and the models).
+CLASS_PATHS_0_1_0 = [
+    "cnn_lightning.batching.AutoMicroBatch",
+    "cnn_lightning.batching.EffectiveBatchSize",
+    "cnn_lightning.callbacks.ExamplesPerSecond",
+    "cnn_lightning.callbacks.LearningRateLogger",
+    "cnn_lightning.callbacks.ResumedEpochProgress",
+    "cnn_lightning.classifier.Classifier",
+    "cnn_lightning.commands.Trainer",
+    "cnn_lightning.dashboards.Dashboards",
+    "cnn_lightning.data.FashionMNISTDataModule",
+    "cnn_lightning.prediction.PredictionCSV",
+    "cnn_lightning.reliability.AtomicCheckpointIO",
+    "cnn_lightning.reliability.GracefulInterrupt",
+    "cnn_lightning.reliability.RunCheckpoint",
+    "cnn_lightning.search.ReportToStudy",
+    "cnn_lightning.step_overhead.NoOpProfiler",
+    "cnn_lightning.step_overhead.SteadyProgressBar",
+    "cnn_lightning.scratch.BatchNorm",
+    "cnn_lightning.scratch.Conv2D",
+    *(f"cnn_lightning.models.{name}" for name in ("LeNet", "LeNetBN", "AlexNet", "VGG", "NiN", "GoogLeNet")),
+    *(f"cnn_lightning.models.{name}" for name in ("ResNet", "DenseNet")),
+    "cnn_lightning.models.densenet.DenseNet",
+    "cnn_lightning.models.resnet.ResNet",
+    "cnn_lightning.models.lenet.LeNetBN",
+]
+# Functions of 0.1.0's Python API and benchmarks that users call by their module path.
+FUNCTION_PATHS_0_1_0 = [
+    "cnn_lightning.inference.load_classifier",
+    "cnn_lightning.data.resize_batch",
+    "cnn_lightning.data.prepare_raw_files",
+    "cnn_lightning.augmentation.normalize",
+    "cnn_lightning.images.load_images",
+    "cnn_lightning.summary.layer_table",
+    "cnn_lightning.report.report",
+    "cnn_lightning.cli.main",
+    "cnn_lightning.shapes.training_flops",
+    "cnn_lightning.host_memory.retain_freed_memory",
+    "cnn_lightning.scratch.corr2d",
+]
+
+
+@pytest.mark.parametrize("path", CLASS_PATHS_0_1_0 + FUNCTION_PATHS_0_1_0)
+def test_paths_of_version_0_1_0_resolve(path: str) -> None:
+    module, _, name = path.rpartition(".")
+    found = getattr(importlib.import_module(module), name)
+    assert callable(found)
+    assert found.__name__ == name
+
+
+def test_fixture_names_the_old_paths() -> None:
+    """The fixture is what it claims: its config names the callback and plugin by their 0.1.0 paths."""
+    config = yaml.safe_load((FIXTURE / "config.yaml").read_text())
+    assert config["trainer"]["callbacks"][0]["class_path"] == "cnn_lightning.batching.AutoMicroBatch"
+    assert config["trainer"]["plugins"][0]["class_path"] == "cnn_lightning.reliability.AtomicCheckpointIO"
+    assert load_checkpoint(FIXTURE / "checkpoints" / "last.ckpt")["global_step"] == 4
+
+
+@pytest.fixture
+def legacy_run(tmp_path: Path) -> Path:
+    """A copy of the fixture as ``lightning_logs/version_0`` of a fresh working directory (the original stays)."""
+    shutil.copytree(FIXTURE, tmp_path / "lightning_logs" / "version_0")
+    return tmp_path
+
+
+def test_saved_run_resumes_in_place(legacy_run: Path, data_dir: Path) -> None:
+    run = legacy_run / "lightning_logs" / "version_0"
+    result = run_cli(
+        "fit", "--ckpt_path", "lightning_logs/version_0", "--trainer.max_steps", "6", "--data.data_dir", str(data_dir),
+        cwd=legacy_run,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "AutoMicroBatch: micro-batch 16" in result.stdout
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 6
+    assert (run / "config.resume-1.yaml").is_file()
+    assert not (legacy_run / "lightning_logs" / "version_1").exists()
+
+
+def test_saved_run_tests_predicts_and_exports(legacy_run: Path, data_dir: Path) -> None:
+    run = legacy_run / "lightning_logs" / "version_0"
+    data = ["--data.data_dir", str(data_dir)]
+    tested = run_cli("test", "--ckpt_path", str(run), *data, cwd=legacy_run)
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert "test/acc" in tested.stdout
+    predicted = run_cli("predict", "--ckpt_path", str(run), "--trainer.limit_predict_batches", "1", *data, cwd=legacy_run)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    with (run / "predict" / "predictions.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 16 and rows[0]["source"] == "test:0"
+    exported = run_cli("export", "--ckpt_path", str(run), "--format", "torchscript", *data, cwd=legacy_run)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert len(list((run / "export").glob("*.pt"))) == 1
+    classify = load_classifier(run)
+    assert len(classify(torch.zeros(2, 28, 28, dtype=torch.uint8))) == 2
