@@ -40,7 +40,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from cnn_lightning.batching import GiB, peak_rss_bytes, reset_peak_rss, rss_bytes
+from cnn_lightning.memory.resident_memory import GiB, peak_rss_bytes, reset_peak_rss, rss_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"

@@ -10,12 +10,12 @@ Three sides, alternated in fresh processes on the same machine, medians over ``-
           checkpoints, dashboards, metrics), validation off;
     lean  the same model and data module through a plain ``Trainer`` with the logger, progress bar, model summary,
           checkpointing and every optional callback off;
-    stock (asked for with ``--sides``) ``ours`` with what step_overhead.py and host_memory.py replace put back as
-          Lightning and glibc ship it: the pass-through profiler, a bar redrawn every batch, nn.Module's
+    stock (asked for with ``--sides``) ``ours`` with what the project's step cuts and process settings replace put
+          back as Lightning and glibc ship it: the pass-through profiler, a bar redrawn every batch, nn.Module's
           ``__setattr__`` for the hook name, freed memory handed back to the kernel after every step, and large
           tensors in 4 KiB pages.
 
-bare keeps freed memory in the process and puts large tensors in huge pages as ours does (host_memory.py): the
+bare keeps freed memory in the process and puts large tensors in huge pages as ours does (process.py): the
 fastest honest loop does.
 
 Each is timed over the same number of training batches after the same warm-up, by wall clock (synchronized on a
@@ -44,7 +44,7 @@ from pathlib import Path
 
 from throughput import CONFIGS, REPO, sync  # benchmarks/ is the script's folder, on sys.path
 
-from cnn_lightning.host_memory import HUGE_PAGES_SETTING, page_faults
+from cnn_lightning.memory.host_memory import HUGE_PAGES_SETTING, page_faults
 
 STEPS = {"LeNet": (20, 150), "ResNet": (2, 6)}  # (warm-up, timed) batches on CPU; a GPU takes 10× the timed
 SIDES = ("bare", "ours", "lean", "stock")
@@ -52,7 +52,7 @@ SIDES = ("bare", "ours", "lean", "stock")
 
 def build(name: str, device: str, data_dir: str, extra: list[str], batch_size: int | None):
     """The CLI's model, data module and trainer for the model's config, as ``fit`` would build them."""
-    from cnn_lightning.cli import make_cli
+    from cnn_lightning.commands.fit import make_cli
 
     accelerator = "gpu" if device.startswith("cuda") else "cpu"
     args = ["--config", CONFIGS[name], "--data.data_dir", data_dir, "--trainer.accelerator", accelerator]
@@ -65,8 +65,8 @@ def bare_child(name: str, device: str, data_dir: str, warmup: int, steps: int, b
     import torch
     import torch.nn.functional as F
 
-    from cnn_lightning.data import resize_batch
-    from cnn_lightning.host_memory import retain_freed_memory
+    from cnn_lightning.data.resident_batches import resize_batch
+    from cnn_lightning.memory.host_memory import retain_freed_memory
 
     retain_freed_memory()
     cli = build(name, device, data_dir, [], batch_size)
@@ -100,12 +100,12 @@ def bare_child(name: str, device: str, data_dir: str, warmup: int, steps: int, b
 
 
 def as_lightning_ships(trainer) -> None:
-    """Undo step_overhead.py's cuts on ``trainer``: Lightning's own profiler, a redraw every batch, nn.Module's
-    ``__setattr__`` for the hook name (glibc's memory defaults come from ``--trainer.retain_host_memory false``)."""
+    """Undo the project's step cuts on ``trainer``: Lightning's own profiler, a redraw every batch, nn.Module's
+    ``__setattr__`` for the hook name (glibc's memory defaults come from not calling ``configure_process``)."""
     import lightning as L
     from lightning.pytorch.profilers import PassThroughProfiler
 
-    from cnn_lightning.classifier import Classifier
+    from cnn_lightning.training.classifier import Classifier
 
     trainer.profiler = PassThroughProfiler()
     trainer.progress_bar_callback.min_interval = 0.0
@@ -130,9 +130,11 @@ def fit_child(
                 self.faults = (page_faults() - self.faults) / steps
 
     timer = StepTimer()
-    extra = ["--trainer.max_steps", str(warmup + steps)]
-    extra += ["--trainer.retain_host_memory", "false"] if side == "stock" else []
-    cli = build(name, device, data_dir, extra, batch_size)
+    if side != "stock":  # as python -m cnn_lightning does at its start; stock keeps glibc's and PyTorch's defaults
+        from cnn_lightning.process import configure_process
+
+        configure_process()
+    cli = build(name, device, data_dir, ["--trainer.max_steps", str(warmup + steps)], batch_size)
     trainer = cli.trainer
     if side == "stock":
         as_lightning_ships(trainer)
@@ -155,7 +157,7 @@ def run_child(side: str, name: str, args: argparse.Namespace, warmup: int, steps
     command += ["--batch-size", str(args.batch_size)] if args.batch_size else []
     command += ["--data-dir", str(Path(args.data_dir).resolve()), "--warmup", str(warmup), "--steps", str(steps)]
     os.makedirs(args.workdir, exist_ok=True)
-    # As python -m cnn_lightning sets it before torch loads (host_memory.py); stock gets PyTorch's default.
+    # As python -m cnn_lightning sets it before torch loads (process.py); stock gets PyTorch's default.
     env = {**os.environ, HUGE_PAGES_SETTING: "0" if side == "stock" else os.environ.get(HUGE_PAGES_SETTING, "1")}
     done = subprocess.run(command, cwd=args.workdir, capture_output=True, text=True, env=env)
     if done.returncode:
@@ -196,7 +198,7 @@ def main() -> None:
             result = fit_child(name, args.device, args.data_dir, args.warmup, args.steps, args.batch_size, args.child)
         print(json.dumps(result))
         return
-    from cnn_lightning.data import DEBIAN_DIR, prepare_raw_files
+    from cnn_lightning.data.fashion_mnist import DEBIAN_DIR, prepare_raw_files
 
     prepare_raw_files(args.data_dir, [DEBIAN_DIR], download=True)
     lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []

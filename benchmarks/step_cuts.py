@@ -1,4 +1,5 @@
-"""What each cut of ``cnn_lightning/step_overhead.py`` saves per training step, on this machine.
+"""What each per-step cut (``training/profiler.py``, ``callbacks/progress/steady_bar.py``, the hook name set plainly
+in ``training/classifier.py``) saves per training step, on this machine.
 
 A real ``fit --config lenet.yaml`` counts, per steady-state step, the profiler contexts Lightning opens and the times it
 sets the module's hook name, each then timed alone (``timeit``, best of 5) the stock way and ours, and times the bar's
@@ -23,10 +24,10 @@ import torch
 from lightning.pytorch.profilers import PassThroughProfiler
 from throughput import REPO  # benchmarks/ is the script's folder, on sys.path
 
-from cnn_lightning.classifier import Classifier
-from cnn_lightning.cli import make_cli
+from cnn_lightning.commands.fit import make_cli
 from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE
-from cnn_lightning.step_overhead import NoOpProfiler
+from cnn_lightning.training.classifier import Classifier
+from cnn_lightning.training.profiler import NoOpProfiler
 
 COUNTED = 100  # steps counted, after 20 of warm-up
 
@@ -97,7 +98,7 @@ def main() -> None:
                     best_us(lambda: Classifier.__setattr__(module, HOOK_NAME_ATTRIBUTE, "x"), 100_000)),
     }  # fmt: skip
     costs["redraw"] = (statistics.median(counter.redraw_us), 0.0)  # ours: one every 0.1 s, nothing per step
-    print(f"LeNet, batch {args.batch_size}: per steady-state step, as Lightning ships it → with step_overhead.py")
+    print(f"LeNet, batch {args.batch_size}: per steady-state step, as Lightning ships it → with the project's cuts")
     total = 0.0
     for name, what in [("profile", "profiler contexts"), ("setattr", "hook-name sets"), ("redraw", "bar redraws")]:
         stock, ours = costs[name]

@@ -100,12 +100,14 @@ def book_child(config: str, device: str, data_dir: str, warmup: int, steps: int)
 
 def ours_child(config: str, device: str, data_dir: str, warmup: int, steps: int, extra: list[str]) -> dict:
     """``fit`` through the project's CLI with a timer callback around the same batches."""
+    from cnn_lightning.process import configure_process
+
+    configure_process()  # as python -m cnn_lightning does at its start
     import lightning as L
-    import torch
     from lightning.fabric.utilities.throughput import get_available_flops
 
-    from cnn_lightning.callbacks import PRECISION_DTYPES
-    from cnn_lightning.cli import make_cli
+    from cnn_lightning.commands.fit import make_cli
+    from cnn_lightning.training.precision import compute_dtype
 
     class StepTimer(L.Callback):
         result: dict | None = None
@@ -119,8 +121,7 @@ def ours_child(config: str, device: str, data_dir: str, warmup: int, steps: int,
             if batch_idx == warmup + steps - 1:
                 sync(device)
                 seconds = time.perf_counter() - self.start
-                dtype = PRECISION_DTYPES.get(str(trainer.precision), torch.float32)
-                peak = get_available_flops(trainer.strategy.root_device, dtype)
+                peak = get_available_flops(trainer.strategy.root_device, compute_dtype(trainer.precision))
                 flops = (pl_module.flops_per_batch or 0) * steps / seconds
                 StepTimer.result = {
                     "rate": steps * len(batch[1]) / seconds,
@@ -141,7 +142,7 @@ def startup_child(config: str, device: str, data_dir: str) -> dict[str, float]:
     """Seconds from process start to the imports' end, the first training step and the end of fast_dev_run."""
     import lightning as L
 
-    from cnn_lightning.cli import make_cli
+    from cnn_lightning.commands.fit import make_cli
 
     imported = time.perf_counter()
     marks: dict[str, float] = {}
@@ -208,7 +209,7 @@ def main() -> None:
             print(json.dumps(ours_child(config, args.device, args.data_dir, args.warmup, args.steps, args.extra)))
         return
 
-    from cnn_lightning.data import DEBIAN_DIR, prepare_raw_files
+    from cnn_lightning.data.fashion_mnist import DEBIAN_DIR, prepare_raw_files
 
     prepare_raw_files(args.data_dir, [DEBIAN_DIR], download=True)
     models = list(CONFIGS) if args.all else args.models

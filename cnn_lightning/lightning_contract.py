@@ -10,7 +10,7 @@ import lightning as L
 from lightning.pytorch.tuner import batch_size_scaling
 
 # The attribute Lightning sets on the LightningModule around every hook call (twice a call, dozens of times a step):
-# Classifier sets it as a plain attribute, skipping nn.Module's type checks (step_overhead.py, README "Performance").
+# Classifier sets it as a plain attribute, skipping nn.Module's type checks (README "Performance").
 HOOK_NAME_ATTRIBUTE = "_current_fx_name"
 
 

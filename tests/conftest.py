@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cnn_lightning.data import DEBIAN_DIR, prepare_raw_files
+from cnn_lightning.data.fashion_mnist import DEBIAN_DIR, prepare_raw_files
 
 REPO = Path(__file__).resolve().parent.parent
 

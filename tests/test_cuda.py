@@ -10,14 +10,15 @@ import lightning as L
 import pytest
 import torch
 
-from cnn_lightning.callbacks import default_callbacks
-from cnn_lightning.cli import make_cli
-from cnn_lightning.data import FashionMNISTDataModule, resize_batch
+from cnn_lightning.callbacks.run_checkpoint import RunCheckpoint
+from cnn_lightning.commands.fit import default_callbacks, make_cli
+from cnn_lightning.data.datamodule import FashionMNISTDataModule
+from cnn_lightning.data.resident_batches import resize_batch
 from cnn_lightning.errors import DivergenceError
 from cnn_lightning.models import LeNet, LeNetBN, ResNet
-from cnn_lightning.reliability import AtomicCheckpointIO, RunCheckpoint
 from cnn_lightning.runs import load_checkpoint
-from tests.test_cli import BOOK_CONFIGS
+from cnn_lightning.training.checkpoint_io import AtomicCheckpointIO
+from tests.commands.test_fit import BOOK_CONFIGS
 from tests.test_errors import RaiseLearningRate
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -12,8 +12,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cnn_lightning.dashboards import SETUP_TAG, parse_setup_markdown
-from cnn_lightning.data import CLASSES, FashionMNISTDataModule, TensorBatchLoader
+from cnn_lightning.callbacks.dashboards import SETUP_TAG, parse_setup_markdown
+from cnn_lightning.data.datamodule import FashionMNISTDataModule
+from cnn_lightning.data.fashion_mnist import CLASSES
+from cnn_lightning.data.resident_batches import TensorBatchLoader
 from cnn_lightning.models import LeNet
 from tests.conftest import REPO, run_cli
 
@@ -27,6 +29,7 @@ SHORT_FIT = (
 )
 
 
+@pytest.mark.slow
 def test_cli_fit_with_ddp_on_two_cpu_processes(tmp_path: Path, data_dir: Path) -> None:
     """A real ``fit`` through the CLI with two gloo processes: it ends normally, rank 0 alone prints the closing
     line, the run's resolved setup says two processes under DDP, and the dashboards pool both processes.
@@ -167,6 +170,7 @@ def test_lightning_advances_the_loader_epoch(data_dir: Path) -> None:
     assert trainer.train_dataloader.sampler.epoch == 2
 
 
+@pytest.mark.slow
 def test_predict_under_ddp_writes_one_file_in_source_order(tmp_path: Path, data_dir: Path) -> None:
     """Two gloo processes each predict their shard; rank 0 gathers them and writes every test image once."""
     result = run_cli(

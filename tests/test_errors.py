@@ -9,13 +9,14 @@ import lightning as L
 import pytest
 import torch
 
-from cnn_lightning.callbacks import default_callbacks
-from cnn_lightning.cli import main
-from cnn_lightning.data import FashionMNISTDataModule
+from cnn_lightning.__main__ import main
+from cnn_lightning.callbacks.run_checkpoint import RunCheckpoint
+from cnn_lightning.commands.fit import default_callbacks
+from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.errors import DivergenceError
 from cnn_lightning.models import LeNetBN
-from cnn_lightning.reliability import AtomicCheckpointIO, RunCheckpoint
 from cnn_lightning.runs import load_checkpoint
+from cnn_lightning.training.checkpoint_io import AtomicCheckpointIO
 from tests.conftest import run_cli
 
 

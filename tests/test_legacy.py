@@ -98,13 +98,16 @@ def test_saved_run_resumes_in_place(legacy_run: Path, data_dir: Path) -> None:
     assert not (legacy_run / "lightning_logs" / "version_1").exists()
 
 
+@pytest.mark.slow
 def test_saved_run_tests_predicts_and_exports(legacy_run: Path, data_dir: Path) -> None:
     run = legacy_run / "lightning_logs" / "version_0"
     data = ["--data.data_dir", str(data_dir)]
     tested = run_cli("test", "--ckpt_path", str(run), *data, cwd=legacy_run)
     assert tested.returncode == 0, tested.stderr[-3000:]
     assert "test/acc" in tested.stdout
-    predicted = run_cli("predict", "--ckpt_path", str(run), "--trainer.limit_predict_batches", "1", *data, cwd=legacy_run)
+    predicted = run_cli(
+        "predict", "--ckpt_path", str(run), "--trainer.limit_predict_batches", "1", *data, cwd=legacy_run
+    )
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     with (run / "predict" / "predictions.csv").open() as file:
         rows = list(csv.DictReader(file))

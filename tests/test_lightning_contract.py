@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning as L
 
-from cnn_lightning.data import FashionMNISTDataModule
+from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE, completed_train_batches, rebuild_train_loader
 from cnn_lightning.models import LeNet
 

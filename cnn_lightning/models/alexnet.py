@@ -7,9 +7,9 @@ from typing import Any
 
 from torch import nn
 
-from cnn_lightning.classifier import Classifier
 from cnn_lightning.models.record import BookAccuracy, ModelRecord
-from cnn_lightning.shapes import flat_features
+from cnn_lightning.scratch.shapes import flat_features
+from cnn_lightning.training.classifier import Classifier
 
 
 class AlexNet(Classifier):

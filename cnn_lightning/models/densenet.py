@@ -9,9 +9,9 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from cnn_lightning.classifier import Classifier
 from cnn_lightning.models.record import BookAccuracy, ModelRecord
-from cnn_lightning.models.resnet import stem
+from cnn_lightning.models.stems import stem
+from cnn_lightning.training.classifier import Classifier
 
 
 class DenseLayer(nn.Sequential):

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnn_lightning.classifier import Classifier
 from cnn_lightning.models.record import BookAccuracy, ModelRecord
+from cnn_lightning.training.classifier import Classifier
 
 
 class Inception(nn.Module):

@@ -7,10 +7,10 @@ from typing import Any
 
 from torch import nn
 
-from cnn_lightning.classifier import Classifier
 from cnn_lightning.models.record import BookAccuracy, ModelRecord
-from cnn_lightning.scratch import BatchNorm
-from cnn_lightning.shapes import flat_features
+from cnn_lightning.scratch.batch_norm import BatchNorm
+from cnn_lightning.scratch.shapes import flat_features
+from cnn_lightning.training.classifier import Classifier
 
 
 class LeNet(Classifier):

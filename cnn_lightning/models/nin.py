@@ -7,8 +7,8 @@ from typing import Any
 
 from torch import nn
 
-from cnn_lightning.classifier import Classifier
 from cnn_lightning.models.record import BookAccuracy, ModelRecord
+from cnn_lightning.training.classifier import Classifier
 
 
 class NiNBlock(nn.Sequential):

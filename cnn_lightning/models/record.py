@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cnn_lightning.data import CLASSES
+from torchvision.datasets import FashionMNIST
 
 PREPROCESSING = (
     "Fashion-MNIST 28x28 grayscale uint8 images, resized to input_size x input_size (bilinear, antialiased: "
@@ -52,5 +52,5 @@ class ModelRecord:
     batch_size: int
     book_accuracy: BookAccuracy
     book_examples_per_sec: float
-    categories: tuple[str, ...] = field(default=tuple(CLASSES))
+    categories: tuple[str, ...] = field(default=tuple(FashionMNIST.classes))
     preprocessing: str = PREPROCESSING

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnn_lightning.classifier import Classifier
 from cnn_lightning.models.record import BookAccuracy, ModelRecord
+from cnn_lightning.models.stems import stem
+from cnn_lightning.training.classifier import Classifier
 
 
 class Residual(nn.Module):
@@ -43,16 +44,6 @@ def resnet_stage(
         else:
             blocks.append(Residual(in_channels=out_channels, out_channels=out_channels))
     return nn.Sequential(*blocks)
-
-
-def stem(in_channels: int) -> nn.Sequential:
-    """7×7/2 convolution, batch norm, ReLU and 3×3/2 max-pool, shared by the book's ResNet and DenseNet."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-    )
 
 
 class ResNet(Classifier):

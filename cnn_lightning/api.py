@@ -1,0 +1,99 @@
+"""Classify from Python: load a run or checkpoint once, then pass tensors or image files.
+
+from cnn_lightning import load_classifier
+classify = load_classifier("lightning_logs/version_0")        # its best checkpoint
+for p in classify(["shoe.jpg", "photos/"]):                    # files, folders, globs, or a uint8 tensor
+    print(p.source, p.label, f"{p.probability:.2f}")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from cnn_lightning.data.augmentation import normalize
+from cnn_lightning.data.own_images import Invert, load_images
+from cnn_lightning.data.resident_batches import resize_batch
+from cnn_lightning.errors import ConfigError
+from cnn_lightning.models import MODELS
+from cnn_lightning.runs import best_checkpoint, checkpoint_model, last_checkpoint, load_checkpoint, run_folder
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's result: where it came from, the predicted class name, its probability, and every class's."""
+
+    source: str
+    label: str
+    probability: float
+    probabilities: dict[str, float]
+
+
+class ImageClassifier:
+    """A trained model with its class names, ready to classify; build it with :func:`load_classifier`."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        categories: list[str],
+        device: str | torch.device = "cpu",
+        *,
+        normalized: bool = False,
+    ) -> None:
+        self.model, self.categories, self.device = model.eval().to(device), categories, torch.device(device)
+        self.normalized = normalized  # trained on standardized images (--data.normalize)
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """``[N, classes]`` for uint8 images ``[N, 28, 28]`` or ``[N, 1, 28, 28]`` in the Fashion-MNIST look, or
+        float images in [0, 1] already at the model's input size."""
+        images = images.to(self.device)
+        if images.dtype == torch.uint8:
+            images = resize_batch(images.reshape(-1, *images.shape[-2:]), self.model.input_size)
+        elif images.ndim == 3:
+            images = images.unsqueeze(1)
+        if self.normalized:
+            images = normalize(images)
+        return self.model(images).float().softmax(dim=1).cpu()
+
+    def __call__(
+        self, inputs: torch.Tensor | str | Path | Sequence[str | Path], invert: Invert = "auto"
+    ) -> list[Prediction]:
+        """Classify a tensor batch (see :meth:`probabilities`), or image files, folders and globs (given the
+        Fashion-MNIST look first, as ``predict --data.predict_path`` does)."""
+        if isinstance(inputs, torch.Tensor):
+            images, sources = inputs, [f"tensor:{index}" for index in range(len(inputs))]
+        else:
+            paths = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+            loaded = [load_images(str(path), invert) for path in paths]
+            images = torch.cat([batch for batch, _ in loaded])
+            sources = [source for _, names in loaded for source in names]
+        results = []
+        for source, row in zip(sources, self.probabilities(images), strict=True):
+            best = int(row.argmax())
+            every = {name: float(value) for name, value in zip(self.categories, row.tolist(), strict=True)}
+            results.append(Prediction(source, self.categories[best], float(row[best]), every))
+        return results
+
+
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> ImageClassifier:
+    """An :class:`ImageClassifier` from a checkpoint file or a run folder (its best checkpoint, else last)."""
+    path = Path(path)
+    if path.is_dir():
+        run = run_folder(path) or path
+        found = best_checkpoint(run) or last_checkpoint(run)
+        if found is None:
+            raise ConfigError(f"{path} holds no checkpoint (looked in {run}/checkpoints).")
+        path = found
+    checkpoint = load_checkpoint(path)
+    name = (checkpoint_model(checkpoint) or "").rsplit(".", 1)[-1]
+    if name not in MODELS:
+        raise ConfigError(f"{path} holds no model of this package ({name or 'unknown class'}).")
+    hparams = {key: value for key, value in checkpoint["hyper_parameters"].items() if not key.startswith("_")}
+    model = MODELS[name](**hparams)
+    model.load_state_dict(model.upgrade_state_dict(checkpoint["state_dict"]))
+    normalized = bool(checkpoint.get("datamodule_hyper_parameters", {}).get("normalize"))
+    return ImageClassifier(model, list(checkpoint.get("categories") or model.categories), device, normalized=normalized)

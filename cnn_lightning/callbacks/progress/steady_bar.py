@@ -1,0 +1,72 @@
+"""Lightning's tqdm progress bar, redrawn by time rather than after every batch."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
+
+
+class SteadyProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar, redrawn at most every ``min_interval`` seconds (as tqdm itself paces ``update``) and on
+    each bar's first and last batch, instead of on every ``refresh_rate``-th batch whatever the pace: a redraw
+    formats the bar and the metrics and writes to the terminal, a sizeable share of a small model's step on a fast
+    GPU (``benchmarks/step_cuts.py``; docs/measurements.md, "Per-step costs"). Public hooks only: each per-batch
+    hook runs when a redraw is due.
+
+    Args:
+        refresh_rate: redraw on every ``refresh_rate``-th batch at most (0 turns the bar off), as Lightning's.
+        process_position: as Lightning's ``TQDMProgressBar``.
+        leave: as Lightning's ``TQDMProgressBar``.
+        min_interval: seconds between two redraws of the same bar, at least.
+    """
+
+    def __init__(
+        self, refresh_rate: int = 1, process_position: int = 0, leave: bool = False, min_interval: float = 0.1
+    ) -> None:
+        super().__init__(refresh_rate=refresh_rate, process_position=process_position, leave=leave)
+        self.min_interval = min_interval
+        self._last_redraw = float("-inf")
+        self._trained = 0  # batches of this epoch trained, for the epoch's last redraw
+
+    def _due(self, current: int, total: int | float) -> bool:
+        """Whether batch ``current`` of ``total`` gets a redraw: the bar's first and last, else when due by time."""
+        if not self.refresh_rate or (current % self.refresh_rate and current != total):
+            return False
+        now = time.monotonic()
+        if current in (1, total) or now - self._last_redraw >= self.min_interval:
+            self._last_redraw = now
+            return True
+        return False
+
+    # Each bar's per-batch hook runs only when a redraw is due; Lightning draws batch_idx + 1 as the count.
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:  # fmt: skip
+        self._trained = batch_idx + 1
+        if self._due(batch_idx + 1, self.total_train_batches):
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:  # fmt: skip
+        if self._due(batch_idx + 1, self.total_val_batches_current_dataloader):
+            super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:  # fmt: skip
+        if self._due(batch_idx + 1, self.total_test_batches_current_dataloader):
+            super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+
+    def on_predict_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                             batch_idx: int, dataloader_idx: int = 0) -> None:  # fmt: skip
+        if self._due(batch_idx + 1, self.total_predict_batches_current_dataloader):
+            super().on_predict_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # An epoch cut short (max_steps, an interrupt) ends between redraws: show where it really stopped.
+        bar = self.train_progress_bar
+        if bar is not None and not bar.disable and self._trained:
+            bar.n, self._trained = self._trained, 0
+            bar.refresh()
+        super().on_train_epoch_end(trainer, pl_module)

@@ -1,0 +1,29 @@
+"""What a finished fit reports: its final metrics and the book's closing line (loss, accuracies, examples/sec)."""
+
+from __future__ import annotations
+
+import lightning as L
+
+from cnn_lightning.callbacks.throughput import ExamplesPerSecond
+
+
+def final_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The run's final metrics (per-class accuracies stay in their own charts), plus ``examples_per_sec``:
+    the whole fit's training rate over all devices."""
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if "class_acc" not in name}
+    monitor = next((cb for cb in trainer.callbacks if isinstance(cb, ExamplesPerSecond)), None)
+    if monitor is not None and monitor.train_examples_per_sec:
+        # Measured on rank 0; every rank trains the same number of equal batches in the same time.
+        metrics["examples_per_sec"] = monitor.train_examples_per_sec * trainer.world_size
+    return metrics
+
+
+def closing_line(metrics: dict[str, float], device: object) -> str:
+    """The book's end-of-training printout: loss, train/val/test accuracy and examples/sec on the device."""
+    parts = [f"{label} {metrics[key]:.3f}" for key, label in _CLOSING_FIELDS if key in metrics]
+    if "examples_per_sec" in metrics:
+        parts.append(f"{metrics['examples_per_sec']:,.1f} examples/sec on {device}")
+    return ", ".join(parts)
+
+
+_CLOSING_FIELDS = (("train/loss", "loss"), ("train/acc", "train acc"), ("val/acc", "val acc"), ("test/acc", "test acc"))

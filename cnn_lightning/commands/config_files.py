@@ -1,0 +1,96 @@
+"""Config files on the command line: names resolved to ``configs/``, and callbacks kept when configs stack."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnn_lightning.commands import MODEL_COMMANDS
+from cnn_lightning.errors import ConfigError
+from cnn_lightning.runs import saved_config_args
+
+CONFIG_DIRS = (Path("configs"), Path(__file__).resolve().parents[2] / "configs")  # the repo's, beside the package
+
+
+def available_configs() -> list[str]:
+    """Names of the bundled configs: ``configs/*.yaml`` and the recipes, ``recipes/NAME.yaml``."""
+    names = set()
+    for folder in filter(Path.is_dir, CONFIG_DIRS):
+        names |= {path.relative_to(folder).as_posix() for path in [*folder.glob("*.yaml"), *folder.glob("*/*.yaml")]}
+    return sorted(names, key=lambda name: (name.count("/"), name))
+
+
+def resolve_config(name: str) -> str:
+    """``name`` if it is a file, else ``configs/name`` (``.yaml`` optional) in the working directory or the repo."""
+    if Path(name).is_file():
+        return name
+    for folder in CONFIG_DIRS:
+        for candidate in (folder / name, folder / f"{name}.yaml"):
+            if candidate.is_file():
+                return str(candidate)
+    raise ConfigError(
+        f"Config '{name}' not found in the working directory or in configs/. "
+        f"Available: {', '.join(available_configs()) or 'none'}."
+    )
+
+
+def resolve_config_args(argv: Sequence[str]) -> list[str]:
+    """Rewrite every ``--config NAME`` / ``--config=NAME`` to the path of the config it names, give a bare
+    ``--ckpt_path RUN`` its run's config, and keep earlier configs' callbacks when a later one lists its own."""
+    args = list(argv)
+    if args and args[0] in MODEL_COMMANDS:
+        args[1:1] = saved_config_args(args)
+    resolved, configs, after_last_config = [], [], 0
+    while args:
+        arg = args.pop(0)
+        if arg in ("--config", "-c") and args:
+            configs.append(resolve_config(args.pop(0)))
+            resolved += [arg, configs[-1]]
+            after_last_config = len(resolved)
+        elif arg.startswith("--config="):
+            configs.append(resolve_config(arg.split("=", 1)[1]))
+            resolved.append("--config=" + configs[-1])
+            after_last_config = len(resolved)
+        else:
+            resolved.append(arg)
+    carried = [f"--trainer.callbacks+={json.dumps(callback)}" for callback in carried_callbacks(configs)]
+    resolved[after_last_config:after_last_config] = carried
+    return resolved
+
+
+def _config_callbacks(path: str) -> list[dict[str, Any]] | None:
+    """The ``trainer.callbacks`` a config file sets (``None`` when it sets none), each as a class_path dict."""
+    try:
+        config = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None  # jsonargparse reports an unreadable config itself
+    trainer = config.get("trainer") if isinstance(config, dict) else None
+    callbacks = trainer.get("callbacks") if isinstance(trainer, dict) else None
+    if callbacks is None:
+        return None
+    callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+    return [callback if isinstance(callback, dict) else {"class_path": str(callback)} for callback in callbacks]
+
+
+def carried_callbacks(configs: Sequence[str]) -> list[dict[str, Any]]:
+    """Callbacks of earlier configs that a later config's ``trainer.callbacks`` list would silently replace
+    (jsonargparse replaces lists): ``--config densenet.yaml --config recipes/densenet.yaml`` keeps
+    densenet.yaml's AutoMicroBatch beside the recipe's EMA. A class the last list names is not carried."""
+    lists = [(path, callbacks) for path in configs if (callbacks := _config_callbacks(path)) is not None]
+    if len(lists) < 2:
+        return []
+    kept = {callback.get("class_path") for callback in lists[-1][1]}
+    carried: list[dict[str, Any]] = []
+    for path, callbacks in lists[:-1]:
+        for callback in callbacks:
+            if callback.get("class_path") not in kept:
+                kept.add(callback.get("class_path"))
+                carried.append(callback)
+                name = str(callback.get("class_path")).rsplit(".", 1)[-1]
+                print(f"Config {lists[-1][0]} lists callbacks of its own; {name} from {path} is kept.", file=sys.stderr)
+    return carried

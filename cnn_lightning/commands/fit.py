@@ -1,0 +1,274 @@
+"""``fit``, ``validate``, ``test``, ``predict``, ``summary`` and ``export``: the Lightning CLI over the book's models
+and Fashion-MNIST, with the callbacks every run gets, crash-safe checkpoints, resumes in place and the book's
+closing line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from jsonargparse import Namespace
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import Callback, ProgressBar
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback, instantiate_class
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+from cnn_lightning.callbacks import (
+    Dashboards,
+    EffectiveBatchSize,
+    ExamplesPerSecond,
+    GracefulInterrupt,
+    LearningRateLogger,
+    PredictionCSV,
+    ResumedEpochProgress,
+    RunCheckpoint,
+    SteadyProgressBar,
+)
+from cnn_lightning.commands import MODEL_COMMANDS
+from cnn_lightning.commands.closing_line import closing_line, final_metrics
+from cnn_lightning.commands.config_files import resolve_config_args
+from cnn_lightning.commands.messages import explain_trainer_error
+from cnn_lightning.commands.trainer import Trainer
+from cnn_lightning.data.datamodule import FashionMNISTDataModule
+from cnn_lightning.errors import ConfigError, UserFacingError, require_positive
+from cnn_lightning.models import MODELS
+from cnn_lightning.runs import (
+    COMMAND_FOLDERS,
+    checkpoint_model,
+    checkpoint_overrides,
+    load_checkpoint,
+    next_version,
+    resolve_checkpoint,
+    run_folder,
+    same_model,
+)
+from cnn_lightning.training.checkpoint_io import AtomicCheckpointIO
+from cnn_lightning.training.classifier import Classifier
+from cnn_lightning.training.optimization import regroup
+from cnn_lightning.training.precision import default_precision
+
+
+class KeepConfigs(SaveConfigCallback):
+    """Saves the run's ``config.yaml``; a run resumed into its own folder adds ``config.resume-N.yaml`` instead."""
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if trainer.fast_dev_run:  # a smoke test leaves nothing behind
+            return
+        log_dir = trainer.log_dir
+        if log_dir and (Path(log_dir) / self.config_filename).exists():
+            resume = 1
+            while (Path(log_dir) / f"config.resume-{resume}.yaml").exists():
+                resume += 1
+            self.config_filename = f"config.resume-{resume}.yaml"
+        super().setup(trainer, pl_module, stage)
+
+
+class CNNLightningCLI(LightningCLI):
+    """LightningCLI whose data module always resizes to the model's ``input_size``, which checkpoints every run
+    crash-safely and resumes it in place, and whose ``fit`` ends like the book's: a test pass on the final
+    weights and one closing line, also stored as TensorBoard hparams."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return MODEL_COMMANDS
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.link_arguments("model.init_args.input_size", "data.resize")
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(PredictionCSV, "predictions")
+
+    def before_instantiate_classes(self) -> None:
+        trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
+        if trainer.max_epochs not in (None, -1):
+            require_positive(trainer.max_epochs, name="max_epochs", flag="--trainer.max_epochs (or -1 for no limit)")
+        if trainer.logger is False and not trainer.default_root_dir:
+            # Without a logger Lightning writes config.yaml and checkpoints/ into the working directory: give the run
+            # a folder of its own instead, as the logger would.
+            trainer.default_root_dir = str(next_version(Path("lightning_logs")))
+        if trainer.precision is None:  # unset: bf16-mixed where the device computes it natively (training/precision.py)
+            trainer.precision = default_precision(trainer.accelerator)
+        if trainer.sync_batchnorm and (trainer.accelerator == "cpu" or not torch.cuda.is_available()):
+            raise ConfigError(
+                "--trainer.sync_batchnorm needs GPUs: PyTorch's SyncBatchNorm runs on CUDA only. "
+                "Drop it on CPU (each process then normalizes over its own batch)."
+            )
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The Trainer, or one line naming the setting it refused (accelerator, devices, strategy, ...). A progress
+        bar in the config replaces the default one, and ``enable_progress_bar: false`` drops it (Lightning refuses
+        two bars, and a bar when bars are off)."""
+        trainer = (self.config_init[self.subcommand] if self.subcommand else self.config_init).trainer
+        configured_bar = any(isinstance(callback, ProgressBar) for callback in trainer.callbacks or [])
+        if configured_bar or trainer.enable_progress_bar is False:
+            defaults = self.trainer_defaults["callbacks"]
+            self.trainer_defaults["callbacks"] = [cb for cb in defaults if not isinstance(cb, ProgressBar)]
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except UserFacingError:
+            raise
+        except (MisconfigurationException, ValueError, ImportError, RuntimeError) as error:
+            raise ConfigError(explain_trainer_error(str(error))) from None
+
+    def configure_optimizers(
+        self, lightning_module: Any, optimizer: torch.optim.Optimizer, lr_scheduler: Any = None
+    ) -> Any:
+        """A config's ``optimizer:`` (and ``lr_scheduler:``) in place of the model's SGD, with the model's
+        weight-decay groups and per-step schedule, and a line saying which model settings it leaves unused."""
+        if not isinstance(lightning_module, Classifier):
+            return LightningCLI.configure_optimizers(lightning_module, optimizer, lr_scheduler)
+        hp = lightning_module.hparams
+        lightning_module.optimizer_source = "cli"
+        regrouped = regroup(optimizer, lightning_module, decay_norm_and_bias=hp.decay_norm_and_bias)
+        if regrouped is not optimizer and lr_scheduler is not None:  # the scheduler must drive the new groups
+            lr_scheduler = instantiate_class(regrouped, self._get(self.config_init, "lr_scheduler"))
+        name, settings = type(optimizer).__name__, optimizer.defaults
+        unused = f"lr {hp.lr:g}, momentum {hp.momentum:g}, weight_decay {hp.weight_decay:g}"
+        used = ", ".join(f"{key} {settings[key]:g}" for key in ("lr", "momentum", "weight_decay") if key in settings)
+        rank_zero_info(
+            f"optimizer: {name} replaces the model's SGD, so its {unused}{', nesterov' * hp.nesterov} "
+            f"(--model.init_args.*) are unused: {name} runs with {used} (set them with --optimizer.*)."
+        )
+        return lightning_module.schedule(regrouped, lr_scheduler)
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # Before LightningCLI reads the checkpoint's hyperparameters into the config: it takes files only.
+        subcommand = self.config.get("subcommand")
+        if subcommand and self.config[subcommand].get("ckpt_path"):
+            config = self.config[subcommand]
+            config.ckpt_path = self._resolve_checkpoint(config, subcommand)
+
+    def _resolve_checkpoint(self, config: Namespace, subcommand: str) -> str:
+        """The checkpoint ``--ckpt_path`` means (``runs.resolve_checkpoint``), checked to load and to hold the
+        configured architecture; ``fit`` continues logging in that run, the other commands log into a
+        subfolder of it named after the command instead of starting a new run."""
+        if config.ckpt_path in ("hpc", "registry"):
+            return config.ckpt_path
+        wanted = config.model.class_path if isinstance(config.get("model"), Namespace) else None
+        log_root = _log_root(config)
+        path = resolve_checkpoint(config.ckpt_path, subcommand=subcommand, class_path=wanted, log_root=log_root)
+        checkpoint = load_checkpoint(path)
+        held = checkpoint_model(checkpoint)
+        if not same_model(held, wanted):
+            raise ConfigError(
+                f"Checkpoint {path} holds a {held.rsplit('.', 1)[-1]}, but this run builds a "
+                f"{wanted.rsplit('.', 1)[-1]}. Use that model's config, or drop --config/--model to take the "
+                "model from the checkpoint."
+            )
+        if wanted and wanted.rsplit(".", 1)[-1] in MODELS:
+            asked = config.model.get("init_args")
+            asked = asked.as_dict() if isinstance(asked, Namespace) else dict(asked or {})
+            for name, (value, stored) in checkpoint_overrides(
+                MODELS[wanted.rsplit(".", 1)[-1]], asked, checkpoint
+            ).items():
+                rank_zero_info(f"The checkpoint's {name} {stored} replaces --model.init_args.{name} {value}.")
+        run = run_folder(path)
+        if subcommand == "fit":
+            _continue_in_run_folder(config, path, log_root)
+        elif run is not None and subcommand in COMMAND_FOLDERS:
+            _log_into(config, run / subcommand)
+        rank_zero_info(f"Checkpoint: {path}")
+        return str(path)
+
+    def after_fit(self) -> None:
+        trainer = self.trainer
+        if trainer.interrupted or trainer.state.status.value != "finished":
+            return
+        fit_metrics = dict(trainer.callback_metrics)
+        trainer.test(self.model, datamodule=self.datamodule, verbose=False)
+        trainer.callback_metrics.update({k: v for k, v in fit_metrics.items() if k not in trainer.callback_metrics})
+        metrics = final_metrics(trainer)
+        if trainer.logger is not None:
+            final = {f"final/{name.replace('/', '_')}": value for name, value in metrics.items()}
+            # The data module's settings too (data.batch_size...), named by their CLI keys: a study over them
+            # shows them as HParams columns.
+            data = {f"data.{key}": value for key, value in getattr(self.datamodule, "hparams", {}).items()}
+            data = {key: value for key, value in data.items() if not key.startswith("data._")}
+            trainer.logger.log_hyperparams(self.model.hparams | data | optimizer_hparams(trainer), final)
+            trainer.logger.save()
+        if trainer.is_global_zero:
+            devices = trainer.strategy.root_device.type + (f" x{trainer.world_size}" if trainer.world_size > 1 else "")
+            print(closing_line(metrics, devices), flush=True)
+
+
+def optimizer_hparams(trainer: Any) -> dict[str, Any]:
+    """The optimizer that actually ran, for TensorBoard's HParams beside the model's own settings."""
+    if not trainer.optimizers:
+        return {}
+    optimizer = trainer.optimizers[0]
+    settings = {f"optimizer_{key}": optimizer.defaults.get(key) for key in ("lr", "momentum", "weight_decay")}
+    return {"optimizer": type(optimizer).__name__} | {k: v for k, v in settings.items() if v is not None}
+
+
+def _log_root(config: Namespace) -> Path:
+    """``save_dir/name`` of the configured TensorBoard logger: the folder holding ``version_*`` runs."""
+    logger = config.trainer.get("logger")
+    if isinstance(logger, Namespace) and logger.get("init_args"):
+        return Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or "lightning_logs")
+    return Path("lightning_logs")
+
+
+def _continue_in_run_folder(config: Namespace, checkpoint: Path, log_root: Path) -> None:
+    """A checkpoint inside ``log_root/version_N/checkpoints`` resumes run N: same folder, continuous curves."""
+    run = checkpoint.resolve().parent.parent
+    logger = config.trainer.get("logger")
+    if logger is False and not config.trainer.get("default_root_dir") and run_folder(checkpoint) is not None:
+        config.trainer.default_root_dir = str(run_folder(checkpoint))  # no logger: continue in the run's folder
+    if not (isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger")):
+        return
+    if run.parent == log_root.resolve() and run.name.startswith("version_") and run.name[8:].isdigit():
+        logger.init_args.version = int(run.name[8:])
+
+
+def _log_into(config: Namespace, folder: Path) -> None:
+    """Point the TensorBoard logger at ``folder/version_N`` (the next free N); without a logger, the run's files."""
+    logger = config.trainer.get("logger")
+    if logger is False and not config.trainer.get("default_root_dir"):
+        config.trainer.default_root_dir = str(next_version(folder))
+    if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger"):
+        logger.init_args.save_dir, logger.init_args.name = str(folder.parent), folder.name
+        logger.init_args.version = None
+
+
+def default_callbacks() -> list[Callback]:
+    """Callbacks every CLI run gets, whatever its config (Lightning keeps them beside the config's own)."""
+    return [
+        LearningRateLogger(logging_interval="epoch"),
+        ExamplesPerSecond(),
+        EffectiveBatchSize(),  # micro-batch × accumulation × devices, printed and logged at fit start
+        Dashboards(),
+        GracefulInterrupt(),  # Ctrl+C stops after the batch and saves last.ckpt
+        ResumedEpochProgress(),
+    ]
+
+
+def trainer_defaults() -> dict[str, Any]:
+    return {
+        "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__name__}"}],
+        # tqdm's bar, whatever is installed: Lightning picks Rich's where rich is, whose per-step rendering slows a
+        # small model (docs/measurements.md); redrawn 10 times a second at most. A bar in the config replaces it
+        # (instantiate_trainer).
+        "callbacks": [*default_callbacks(), SteadyProgressBar()],
+        "logger": {
+            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+            "init_args": {"save_dir": ".", "name": "lightning_logs", "default_hp_metric": False, "log_graph": True},
+        },
+    }
+
+
+def make_cli(args: Sequence[str], *, run: bool = True) -> CNNLightningCLI:
+    """The CLI over ``args`` (config names resolved); ``run=False`` only parses and instantiates."""
+    return CNNLightningCLI(
+        Classifier,
+        FashionMNISTDataModule,
+        trainer_class=Trainer,
+        subclass_mode_model=True,
+        seed_everything_default=0,
+        trainer_defaults=trainer_defaults(),
+        save_config_callback=KeepConfigs,
+        parser_kwargs={"exit_on_error": False},
+        args=resolve_config_args(args),
+        run=run,
+    )

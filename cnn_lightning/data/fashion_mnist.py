@@ -1,0 +1,116 @@
+"""Fashion-MNIST's four files (Xiao et al. 2017): found offline first, decompressed into ``data_dir`` without ever
+replacing a file, read through torchvision and checked."""
+
+from __future__ import annotations
+import gzip
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+import lightning as L
+import torch
+from torch.utils.data import DistributedSampler
+from torchvision.datasets import FashionMNIST
+from torchvision.transforms.v2 import functional as TF
+from cnn_lightning.data.augmentation import TrainAugmentation
+from cnn_lightning.errors import DataCorruptError, DataNotFoundError, require_positive
+from cnn_lightning.data.own_images import Invert, find_files, load_images
+from cnn_lightning.lightning_contract import completed_train_batches
+
+
+DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+RAW_FILES = {
+    "train-images-idx3-ubyte": (60000, 28, 28),
+    "train-labels-idx1-ubyte": (60000,),
+    "t10k-images-idx3-ubyte": (10000, 28, 28),
+    "t10k-labels-idx1-ubyte": (10000,),
+}
+CLASSES: list[str] = list(FashionMNIST.classes)
+
+
+def _link_new(source: Path, target: Path) -> None:
+    """Place ``source`` at ``target`` unless ``target`` exists: a user's file is never replaced."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        pass
+    finally:
+        source.unlink(missing_ok=True)
+
+
+def prepare_raw_files(data_dir: str | Path, offline_dirs: Sequence[str | Path], download: bool) -> Path:
+    """Make ``data_dir/FashionMNIST/raw`` hold the four decompressed files, offline first; return that folder.
+
+    Order: files already in ``data_dir``; gzip files in ``offline_dirs`` (Debian's ``dataset-fashion-mnist``
+    re-compresses them, so torchvision's .gz checksums do not apply; the shapes are checked on load instead);
+    torchvision's download. Existing files are never overwritten.
+    """
+    raw = Path(data_dir) / FashionMNIST.__name__ / "raw"
+    missing = [name for name in RAW_FILES if not (raw / name).is_file()]
+    if not missing:
+        return raw
+    tried = [f"{raw}: missing {', '.join(missing)}"]
+    for folder in map(Path, offline_dirs):
+        sources = {name: folder / f"{name}.gz" for name in missing}
+        absent = [str(path) for path in sources.values() if not path.is_file()]
+        if absent:
+            tried.append(f"{folder}: no {', '.join(Path(p).name for p in absent)}")
+            continue
+        _writable_dir(raw)
+        for name, source in sources.items():
+            with gzip.open(source, "rb") as fin, tempfile.NamedTemporaryFile(dir=raw, delete=False) as tmp:
+                while chunk := fin.read(1 << 20):
+                    tmp.write(chunk)
+            _link_new(Path(tmp.name), raw / name)
+        return raw
+    if download:
+        _writable_dir(raw)
+        try:
+            FashionMNIST(str(data_dir), train=True, download=True)
+            FashionMNIST(str(data_dir), train=False, download=True)
+            return raw
+        except Exception as error:  # torchvision raises RuntimeError or URLError variants
+            tried.append(f"download from torchvision's mirrors: {str(error).splitlines()[-1].strip()}")
+    else:
+        tried.append("download: disabled (data.download=false)")
+    raise DataNotFoundError(
+        "Fashion-MNIST was not found. Tried:\n  - "
+        + "\n  - ".join(tried)
+        + "\nFix: install Debian's copy (`sudo apt-get install dataset-fashion-mnist`, files in "
+        f"{DEBIAN_DIR}), or put the four *-ubyte files in {raw}, or allow network access for the download."
+    )
+
+
+def _writable_dir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataNotFoundError(
+            f"Cannot create {folder} for Fashion-MNIST: {error.strerror}. Choose a writable --data.data_dir."
+        ) from None
+    if not os.access(folder, os.W_OK):
+        raise DataNotFoundError(f"{folder} is not writable. Choose a writable --data.data_dir.")
+
+
+def load_split(raw: Path, *, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``[N, 28, 28]`` uint8 and labels ``[N]`` int64 through torchvision's reader, shapes verified."""
+    prefix = "train" if train else "t10k"
+    for name in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
+        if not os.access(raw / name, os.R_OK):
+            raise DataCorruptError(f"{raw / name} is not readable. Fix its permissions or choose another data_dir.")
+    try:
+        dataset = FashionMNIST(str(raw.parent.parent), train=train, download=False)
+        images, labels = dataset.data, dataset.targets
+    except Exception as error:
+        raise DataCorruptError(
+            f"A Fashion-MNIST file in {raw} is truncated or corrupt ({error}). Delete the {prefix}-* files "
+            "there and run again to restore them from the offline copy or the download."
+        ) from None
+    for name, tensor in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
+        if tuple(tensor.shape) != RAW_FILES[name]:
+            raise DataCorruptError(
+                f"{raw / name} holds shape {tuple(tensor.shape)}, expected {RAW_FILES[name]}: the file is not "
+                "Fashion-MNIST or is damaged. Delete it and run again to restore it."
+            )
+    return images, labels.long()

@@ -1,0 +1,66 @@
+"""The divergence guard: a NaN or infinite training loss stops the run before a checkpoint can hold its weights."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+
+class FiniteLossGuard:
+    """Stops training when the loss becomes NaN or infinite, without a host synchronization per step on CUDA.
+
+    On the CPU each loss is checked at once, before backward (a check costs nothing there). On CUDA a per-step
+    ``bool(isfinite(loss))`` would make Python wait for the GPU every step, so each step's flag is copied to
+    pinned memory without blocking and read once the GPU has got there, normally one or two steps later;
+    ``flush`` waits for every pending flag and runs before each checkpoint is written and at each epoch end, so a
+    checkpoint never holds weights that a non-finite step has updated.
+
+    Args:
+        on_divergence: called as ``on_divergence(loss, epoch, global_step, batch_idx)`` for the first
+            non-finite loss seen; expected to raise.
+        depth: flags in flight at most; a full ring waits for the oldest (bounds how late a divergence is caught).
+    """
+
+    def __init__(self, on_divergence: Any, depth: int = 4) -> None:
+        self.on_divergence, self.depth = on_divergence, depth
+        self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.cuda.Event, tuple[int, int, int]]] = []
+        self._free: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def check(self, loss: torch.Tensor, batch_idx: int, *, epoch: int = 0, step: int = 0) -> None:
+        where = (epoch, step, batch_idx)
+        if loss.device.type != "cuda":
+            value = loss.item()  # one read: torch.isfinite would launch an operator for a Python float's test
+            if not math.isfinite(value):
+                self.on_divergence(value, *where)
+            return
+        self._poll(wait_for_oldest=len(self._pending) >= self.depth)
+        if self._free:
+            flag, value = self._free.pop()
+        else:
+            flag, value = torch.empty((), dtype=torch.bool, pin_memory=True), torch.empty((), pin_memory=True)
+        flag.copy_(torch.isfinite(loss.detach()), non_blocking=True)
+        value.copy_(loss.detach(), non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._pending.append((flag, value, event, where))
+
+    def flush(self) -> None:
+        """Wait for every pending flag and raise through ``on_divergence`` if one was non-finite."""
+        while self._pending:
+            self._poll(wait_for_oldest=True)
+
+    def _poll(self, *, wait_for_oldest: bool) -> None:
+        while self._pending:
+            flag, value, event, where = self._pending[0]
+            if wait_for_oldest:
+                event.synchronize()
+                wait_for_oldest = False
+            elif not event.query():
+                return
+            self._pending.pop(0)
+            self._free.append((flag, value))
+            if not bool(flag):
+                self._pending.clear()
+                self.on_divergence(value.item(), *where)

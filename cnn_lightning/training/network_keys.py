@@ -1,0 +1,35 @@
+"""A checkpoint's network weights under the names this version gives them: checkpoints written before the book's
+stages had names load unchanged."""
+
+from __future__ import annotations
+
+import torch
+
+from cnn_lightning.errors import ConfigError
+
+
+def renamed_network_keys(
+    state: dict[str, torch.Tensor], current: dict[str, torch.Tensor], *, model_name: str
+) -> dict[str, torch.Tensor]:
+    """``state`` (a checkpoint's) with the network's keys as ``current`` (the model's own state) names them.
+
+    Before the stages had names, weights were keyed by position (``net.13.weight``, DenseNet's
+    ``net.1.net.0.2.weight``); such a state holds the same tensors in the same order, so it is renamed by
+    position once every shape matches. Anything else that does not match is refused with the reason.
+    """
+    old = [key for key in state if key.startswith("net.")]
+    new = [key for key in current if key.startswith("net.")]
+    if set(old) == set(new):
+        return state
+    shapes_match = len(old) == len(new) and all(
+        tuple(state[a].shape) == tuple(current[b].shape) for a, b in zip(old, new, strict=True)
+    )
+    if not shapes_match or not any(key.split(".")[1].isdigit() for key in old):
+        raise ConfigError(
+            f"The checkpoint's network does not match {model_name} as configured: it has "
+            f"{len(old)} weight tensors ({old[0] if old else 'none'} first), this model {len(new)} ({new[0]} "
+            "first). Use the configuration the checkpoint was trained with (its run's config.yaml)."
+        )
+    # Written before the stages were named (positional keys): same layers, same order.
+    renamed = dict(zip(old, new, strict=True))
+    return {renamed.get(key, key): value for key, value in state.items()}

@@ -1,0 +1,120 @@
+"""Using what was trained: predictions written to CSV, one's own images, the best checkpoint, no stray runs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from cnn_lightning.__main__ import main
+from cnn_lightning.commands.fit import make_cli
+from cnn_lightning.data.datamodule import FashionMNISTDataModule
+from cnn_lightning.data.fashion_mnist import CLASSES
+from tests.conftest import run_cli
+from tests.test_errors import fails
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as file:
+        return list(csv.DictReader(file))
+
+
+def predict(capsys: pytest.CaptureFixture, *args: str) -> tuple[Path, list[dict[str, str]]]:
+    main(["predict", "--ckpt_path", "lightning_logs/version_0", "--trainer.enable_progress_bar", "false", *args])
+    out = capsys.readouterr().out
+    path = Path(out.split("Predictions: ")[1].split()[0])
+    return path, read_csv(path)
+
+
+def test_predict_writes_the_test_set_and_matches_test(trained: Path, data_dir: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(trained)
+    path, rows = predict(capsys, "--data.data_dir", str(data_dir))
+    assert path.parent == Path("lightning_logs/version_0/predict")  # inside the checkpoint's run
+    assert len(rows) == 10_000 and rows[0]["source"] == "test:0" and rows[-1]["source"] == "test:9999"
+    assert list(rows[0])[4:] == CLASSES
+    accuracy = sum(row["prediction"] == row["label"] for row in rows) / len(rows)
+    cli = make_cli(["test", "--ckpt_path", "lightning_logs/version_0", "--data.data_dir", str(data_dir),
+                    "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    assert accuracy == pytest.approx(float(cli.trainer.callback_metrics["test/acc"]), abs=1e-6)
+    again, _ = predict(capsys, "--data.data_dir", str(data_dir))
+    assert again != path and path.is_file()  # a second call writes a new file; the first stays
+    # validate/test/predict with a checkpoint log into that run: no new version_N beside it
+    assert sorted(p.name for p in Path("lightning_logs").iterdir()) == ["version_0"]
+    assert sorted(p.name for p in Path("lightning_logs/version_0/test").iterdir()) == ["version_0"]
+
+
+def write_own_images(folder: Path, images: torch.Tensor) -> None:
+    """The test images as a user's photos: other sizes, RGB, PNG and JPEG, every third dark-on-light."""
+    folder.mkdir()
+    for index, image in enumerate(images):
+        array = image.numpy() if index % 3 else 255 - image.numpy()
+        size = (56, 56) if index % 2 else (100, 100)
+        picture = Image.fromarray(array).convert("RGB").resize(size, Image.BICUBIC)
+        picture.save(folder / f"photo_{index:03d}.{'png' if index % 4 else 'jpg'}", quality=95)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "notes.txt").write_text("not an image")
+
+
+def test_own_images_get_the_dataset_look(trained: Path, data_dir: Path, monkeypatch, capsys, recwarn) -> None:
+    monkeypatch.chdir(trained)
+    data = FashionMNISTDataModule(data_dir=str(data_dir))
+    data.setup("test")
+    images = data.split("test")[0][:200]
+    write_own_images(trained / "photos", images)
+    _, originals = predict(capsys, "--data.data_dir", str(data_dir))
+    _, rows = predict(capsys, "--data.predict_path", "photos")
+    assert len(rows) == 200 and all(row["label"] == "" for row in rows)
+    assert [Path(row["source"]).name for row in rows] == [
+        f"photo_{index:03d}.{'png' if index % 4 else 'jpg'}" for index in range(200)
+    ]
+    warned = " ".join(str(w.message) for w in recwarn)
+    assert "broken.png" in warned and "notes.txt" in warned
+    agree = sum(row["prediction"] == original["prediction"] for row, original in zip(rows, originals, strict=False))
+    assert agree / 200 >= 0.95, agree
+    assert not list((trained / "photos").glob("*.csv"))  # nothing written next to the images
+
+
+@pytest.mark.slow
+def test_best_checkpoint_and_run_folders(trained: Path, data_dir: Path, monkeypatch) -> None:
+    monkeypatch.chdir(trained)
+    for ckpt in ("best", "lightning_logs/version_0"):
+        done = run_cli("test", "--config", "lenet_bn.yaml", "--ckpt_path", ckpt, "--data.data_dir", str(data_dir),
+                       "--trainer.enable_progress_bar", "false", cwd=trained)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Checkpoint: lightning_logs/version_0/checkpoints/best-epoch=0" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--data.predict_path", "no/such/place"), "no such file or folder"),
+        (("--data.predict_path", "empty"), "the folder holds no files"),
+        (("--ckpt_path", "not_a_checkpoint.ckpt"), "corrupt or truncated"),
+    ],
+)
+def test_bad_predict_input_is_one_line(trained: Path, monkeypatch, capsys, args: tuple[str, ...], message: str) -> None:
+    monkeypatch.chdir(trained)
+    (trained / "empty").mkdir(exist_ok=True)
+    (trained / "not_a_checkpoint.ckpt").write_text("hello")
+    before = sorted(str(p) for p in Path("lightning_logs").rglob("*"))
+    argv = (
+        ("predict", "--ckpt_path", "lightning_logs/version_0", *args)
+        if args[0] != "--ckpt_path"
+        else ("predict", *args)
+    )
+    assert message in fails(capsys, *argv, "--config", "lenet_bn.yaml")
+    assert sorted(str(p) for p in Path("lightning_logs").rglob("*")) == before  # nothing written or overwritten
+
+
+def test_report_counts_runs_not_the_commands_run_on_them(trained: Path, monkeypatch, capsys) -> None:
+    from cnn_lightning.commands.report import report
+
+    monkeypatch.chdir(trained)
+    main(["test", "--ckpt_path", "lightning_logs/version_0", "--trainer.enable_progress_bar", "false"])
+    capsys.readouterr()
+    report("lightning_logs", out=str(trained / "report-out"))
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| version")]
+    assert [row.split("|")[1].strip() for row in rows] == ["version_0"]
