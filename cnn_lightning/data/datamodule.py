@@ -2,22 +2,17 @@
 a seeded validation split, batches resized (and augmented, where asked) on the device."""
 
 from __future__ import annotations
-import gzip
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+
 from typing import Any
+
 import lightning as L
 import torch
-from torch.utils.data import DistributedSampler
-from torchvision.datasets import FashionMNIST
-from torchvision.transforms.v2 import functional as TF
+
 from cnn_lightning.data.augmentation import TrainAugmentation
 from cnn_lightning.data.fashion_mnist import CLASSES, DEBIAN_DIR, load_split, prepare_raw_files
-from cnn_lightning.data.resident_batches import TensorBatchLoader, resize_batch
-from cnn_lightning.errors import DataCorruptError, DataNotFoundError, require_positive
 from cnn_lightning.data.own_images import Invert, find_files, load_images
+from cnn_lightning.data.resident_batches import TensorBatchLoader, resize_batch
+from cnn_lightning.errors import DataCorruptError, require_positive
 from cnn_lightning.lightning_contract import completed_train_batches
 
 

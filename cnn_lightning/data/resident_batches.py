@@ -5,21 +5,13 @@ the training device, a batch is a single index operation, and ``transforms.v2`` 
 """
 
 from __future__ import annotations
-import gzip
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+
+from collections.abc import Callable, Iterator
 from typing import Any
-import lightning as L
+
 import torch
 from torch.utils.data import DistributedSampler
-from torchvision.datasets import FashionMNIST
 from torchvision.transforms.v2 import functional as TF
-from cnn_lightning.data.augmentation import TrainAugmentation
-from cnn_lightning.errors import DataCorruptError, DataNotFoundError, require_positive
-from cnn_lightning.data.own_images import Invert, find_files, load_images
-from cnn_lightning.lightning_contract import completed_train_batches
 
 
 def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:

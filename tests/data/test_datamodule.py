@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
-import shutil
 from pathlib import Path
 
-import pytest
 import torch
-from torchvision import transforms
-from torchvision.datasets import FashionMNIST
 
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
-from cnn_lightning.data.fashion_mnist import DEBIAN_DIR, RAW_FILES, prepare_raw_files
-from cnn_lightning.data.resident_batches import TensorBatchLoader, resize_batch
-from cnn_lightning.errors import DataCorruptError, DataNotFoundError
 
 
 def test_splits_on_real_data(data_dir: Path) -> None:
@@ -49,5 +41,3 @@ def test_batches_are_resized_floats_in_unit_range(data_dir: Path) -> None:
     assert images.shape == (64, 1, 96, 96) and images.dtype == torch.float32
     assert images.min() >= 0.0 and images.max() <= 1.0 and images.max() > 0.5
     assert labels.shape == (64,)
-
-

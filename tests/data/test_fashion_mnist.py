@@ -5,13 +5,11 @@ from __future__ import annotations
 import gzip
 import shutil
 from pathlib import Path
+
 import pytest
-import torch
-from torchvision import transforms
-from torchvision.datasets import FashionMNIST
+
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.data.fashion_mnist import DEBIAN_DIR, RAW_FILES, prepare_raw_files
-from cnn_lightning.data.resident_batches import TensorBatchLoader, resize_batch
 from cnn_lightning.errors import DataCorruptError, DataNotFoundError
 
 

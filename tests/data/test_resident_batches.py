@@ -1,41 +1,20 @@
-"""The fast data path learns exactly what the book's pipeline learns: the same batches, the same steps, the same weights."""
+"""Resident batches: the fast data path learns exactly what the book's pipeline learns (the same batches, the same
+steps, the same weights); the loader covers every example once, reshuffles and resumes mid-epoch."""
 
 from __future__ import annotations
 
-import collections
 import copy
-import os
-import subprocess
-import sys
-import traceback
 from pathlib import Path
-import lightning as L
+
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 from torch.utils.data import DataLoader, Subset
-from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
 from torchvision import transforms
 from torchvision.datasets import FashionMNIST
-from cnn_lightning.commands.fit import make_cli
+
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
-from cnn_lightning.data.resident_batches import TensorBatchLoader
-from cnn_lightning.memory.host_memory import HUGE_PAGES_SETTING, USER_SETTINGS, glibc, page_faults
-from cnn_lightning.models import LeNet, ResNet
-from cnn_lightning.process import configure_process
-from cnn_lightning.scratch.shapes import training_flops
-import gzip
-import shutil
-from pathlib import Path
-import pytest
-import torch
-from torchvision import transforms
-from torchvision.datasets import FashionMNIST
-from cnn_lightning.data.datamodule import FashionMNISTDataModule
-from cnn_lightning.data.fashion_mnist import DEBIAN_DIR, RAW_FILES, prepare_raw_files
 from cnn_lightning.data.resident_batches import TensorBatchLoader, resize_batch
-from cnn_lightning.errors import DataCorruptError, DataNotFoundError
+from cnn_lightning.models import LeNet, ResNet
 
 
 def train_steps(model: torch.nn.Module, batches: list, lr: float) -> torch.nn.Module:
