@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
 
 class UserFacingError(Exception):
     """A problem with the user's input or machine; the CLI prints its message alone and exits non-zero."""
@@ -31,6 +37,17 @@ class DivergenceError(UserFacingError):
     exit_code = 3
 
 
+class DiskFullError(UserFacingError):
+    """A file could not be written: its disk, or the user's quota there, is full."""
+
+    exit_code = 4
+
+
+# What a full disk says: errno ENOSPC/EDQUOT, or the text of a library that wraps it (PyTorch's writer, SQLite).
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_TEXTS = ("No space left on device", "database or disk is full", "Disk quota exceeded")
+
+
 def require_positive(value: float | None, *, name: str, flag: str, allow_zero: bool = False) -> None:
     """Refuse a non-positive setting with a message naming the flag that sets it."""
     if value is None or value > 0 or (allow_zero and value == 0):
@@ -54,3 +71,55 @@ def find_user_error(error: BaseException) -> UserFacingError | None:
     """The UserFacingError behind ``error``, if any."""
     found = find_cause(error, UserFacingError)
     return found if isinstance(found, UserFacingError) else None
+
+
+def disk_full_cause(error: BaseException | None) -> BaseException | None:
+    """The error in ``error``'s chain that says a disk is full, if any."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+            return error
+        if any(text in str(error) for text in DISK_FULL_TEXTS):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def free_space(folder: str | Path) -> str:
+    """The free space of the disk holding ``folder`` (or its nearest existing parent), for messages."""
+    path = Path(folder).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return "unknown"
+    return f"{free / 2**20:.1f} MiB" if free >= 2**20 else f"{free // 1024} KiB"
+
+
+AGAIN = "Free some space (or choose another folder) and run the command again."
+
+
+def disk_full_message(what: str, where: str | Path, intact: str = "", fix: str = AGAIN) -> str:
+    """One line: what could not be written, where, the space left, what is intact and what to do."""
+    free = "" if "://" in str(where) else f" ({free_space(where)} free)"  # a server's disk: not ours to measure
+    return f"No space left on device: {what} could not be written to {where}{free}. " + (
+        f"{intact} {fix}" if intact else fix
+    )
+
+
+@contextlib.contextmanager
+def on_full_disk(
+    what: str, where: str | Path, *, intact: str = "", fix: str = AGAIN, remove: Sequence[Path] = ()
+) -> Iterator[None]:
+    """Turn a full disk while writing ``what`` into ``where`` into one :class:`DiskFullError` saying what is intact;
+    the partial files ``remove`` are deleted first, so nothing half-written stays behind."""
+    try:
+        yield
+    except Exception as error:
+        if isinstance(error, UserFacingError) or disk_full_cause(error) is None:
+            raise
+        for path in remove:
+            path.unlink(missing_ok=True)
+        raise DiskFullError(disk_full_message(what, where, intact, fix)) from error

@@ -11,6 +11,8 @@
   cuDNN already runs float32 convolutions on them by default; this lets the linear layers use them too. Set only on
   a machine with a CUDA GPU and only where the precision is PyTorch's default ``highest`` (a user's choice stays).
 * The libraries' known-harmless messages silenced by message and module (:mod:`cnn_lightning.commands.messages`).
+* A process started for another (a ``tune`` trial: ``CNN_LIGHTNING_PARENT_PID`` set) ends with it: SIGTERM, which
+  stops a fit after its batch with ``last.ckpt`` saved, when that parent dies, even by ``kill -9``.
 
 A user's own environment wins: ``THP_MEM_ALLOC_ENABLE`` and glibc's ``MALLOC_*``/``GLIBC_TUNABLES`` variables, when
 set, are left as they are.
@@ -18,9 +20,35 @@ set, are left as they are.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import threading
 from dataclasses import dataclass
 
 from cnn_lightning.memory.host_memory import huge_pages_for_large_tensors, retain_freed_memory
+
+PARENT_SETTING = "CNN_LIGHTNING_PARENT_PID"
+PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
+
+
+def end_with_parent(parent: int) -> None:
+    """SIGTERM this process when ``parent`` dies: Linux's parent-death signal, elsewhere a thread that watches."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    else:
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                threading.Event().wait(1.0)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, daemon=True, name="end-with-parent").start()
+    if os.getppid() != parent:  # it died before the signal was asked for
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -40,6 +68,8 @@ def configure_process(*, retain_host_memory: bool = True, quiet: bool = True) ->
         quiet: silence the libraries' known-harmless messages.
     """
     huge_pages = huge_pages_for_large_tensors()  # first: it must come before torch loads
+    if PARENT_SETTING in os.environ:
+        end_with_parent(int(os.environ[PARENT_SETTING]))
     import torch
     from lightning.fabric.accelerators.cuda import num_cuda_devices  # NVML: no CUDA context, safe before a fork
 

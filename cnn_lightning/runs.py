@@ -6,7 +6,10 @@ it. A run is a ``version_N`` folder under the logger's root, with ``config.yaml`
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
+import pickle
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +34,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"Checkpoint {path} does not exist. List runs with: ls lightning_logs/*/checkpoints")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if (code := re.search(r"GLOBAL ([\w.]+)", str(error))) is None:
+            raise ConfigError(f"Checkpoint {path} is corrupt or truncated ({str(error)[:200]}).") from None
+        raise ConfigError(
+            f"Checkpoint {path} holds a Python object beyond tensors and plain values ({code.group(1)}), which "
+            "loading would run as code: it is refused, and never loaded unchecked. Use a checkpoint written by "
+            "python -m cnn_lightning fit, or re-save this one's state_dict from a process you trust."
+        ) from None
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(
@@ -67,6 +78,33 @@ def next_version(root: Path) -> Path:
     """``root/version_N`` for the first N not taken: a new run's folder (not created here)."""
     taken = {int(path.name[8:]) for path in root.glob("version_*") if path.name[8:].isdigit()}
     return root / f"version_{next(n for n in range(len(taken) + 1) if n not in taken)}"
+
+
+RESERVED: list[Path] = []  # the folders this process created to reserve run folders, outermost first
+
+
+def release_unused_folders() -> None:
+    """Remove the folders this process reserved and never wrote into (a command that failed before its run began)."""
+    while RESERVED:
+        folder = RESERVED.pop()
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def reserve_run_folder(root: Path) -> Path:
+    """A new run's folder ``root/version_N``, created here by an exclusive ``mkdir`` (the next number when another
+    process took this one first): runs started at the same instant each get their own, before anything is written."""
+    missing = [folder for folder in (root, *root.parents) if not folder.exists()]
+    root.mkdir(parents=True, exist_ok=True)
+    RESERVED.extend(reversed(missing))  # released innermost first, like the run folder itself
+    folder = next_version(root)
+    while True:
+        try:
+            folder.mkdir()
+            RESERVED.append(folder)
+            return folder
+        except FileExistsError:
+            folder = root / f"version_{int(folder.name[8:]) + 1}"
 
 
 def run_model(run: Path) -> str | None:
@@ -137,7 +175,8 @@ def resolve_checkpoint(requested: str, *, subcommand: str, class_path: str | Non
 
 def saved_config_args(args: Sequence[str]) -> list[str]:
     """``--config`` of the run a bare ``--ckpt_path`` points into (a run folder or a checkpoint in one), so the
-    command uses the settings the run was trained with; nothing when a config is given or the run has none."""
+    command uses the settings the run was trained with, or ``--model`` with the class a checkpoint outside any run
+    names; nothing when a config is given."""
     if any(arg in ("--config", "-c") or arg.startswith("--config=") for arg in args):
         return []
     values = [b for a, b in itertools.pairwise(args) if a == "--ckpt_path"]
@@ -146,6 +185,15 @@ def saved_config_args(args: Sequence[str]) -> list[str]:
         run = run_folder(value)
         if run is not None and (run / CONFIG_NAME).is_file():
             return ["--config", str(run / CONFIG_NAME)]
+        if Path(value).is_file() and not any(arg == "--model" or arg.startswith("--model=") for arg in args):
+            # A checkpoint outside any run: the class it names (its hyperparameters then configure it).
+            with contextlib.suppress(ConfigError):
+                checkpoint = load_checkpoint(value)
+                if held := checkpoint_model(checkpoint):
+                    settings = {
+                        k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")
+                    }
+                    return ["--model", json.dumps({"class_path": held, "init_args": settings})]
     return []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -35,3 +36,42 @@ def run_cli(*args: str, cwd: Path | str = REPO, timeout: float = 600, env: dict 
         text=True,
         timeout=timeout,
     )
+
+
+class SmallDisk:
+    """A small tmpfs: a disk that really fills up, as a user's does."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def fill(self, leave: int = 0) -> None:
+        """Take all the free space but ``leave`` bytes (tmpfs counts whole 4 KiB pages)."""
+        free = os.statvfs(self.root).f_bavail * os.statvfs(self.root).f_frsize
+        with contextlib.suppress(OSError), (self.root / ".filler").open("wb") as filler:  # full to the last page
+            filler.write(b"\0" * max(0, free - leave))
+
+    def refuses(self, capsys: pytest.CaptureFixture, *args: str) -> str:
+        """Fill the disk, run the CLI in-process and return its one-line refusal (exit code 4)."""
+        from tests.test_errors import fails
+
+        self.fill()
+        return fails(capsys, *args, code=4)
+
+    def leftovers(self) -> list[Path]:
+        """Hidden temporary files left anywhere on the disk (the filler excepted)."""
+        return [path for path in self.root.rglob(".*") if path.name != ".filler" and path.is_file()]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 4 MiB tmpfs mounted at ``tmp_path/disk`` for the test, then unmounted. Mounting needs root (CI runs as root);
+    elsewhere the test is skipped."""
+    root = tmp_path / "disk"
+    root.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(root)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip() or 'not root'}")
+    try:
+        yield SmallDisk(root)
+    finally:
+        subprocess.run(["umount", "-l", str(root)], capture_output=True)

@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
+from cnn_lightning.errors import on_full_disk
 from cnn_lightning.runs import new_file, run_folder
 
 FILE_STEM = "predictions"
@@ -52,7 +53,8 @@ class PredictionCSV(BasePredictionWriter):
             rows = {key: trainer.strategy.all_gather(value).flatten(0, 1) for key, value in rows.items()}
         if trainer.is_global_zero:
             self.path = self._target(trainer)
-            self._write(rows, trainer, pl_module)
+            with on_full_disk("the predictions", self.path.parent, remove=[self.path]):
+                self._write(rows, trainer, pl_module)
             rank_zero_info(f"Wrote {len(rows['index'].unique())} predictions to {self.path}")
             print(f"Predictions: {self.path}", flush=True)
 

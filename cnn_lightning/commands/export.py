@@ -9,6 +9,7 @@ the uint8 batch with torchvision; the two differ by at most one grey level in a 
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnn_lightning.data.augmentation import FASHION_MNIST_MEAN, FASHION_MNIST_STD, normalize
-from cnn_lightning.errors import ConfigError, UserFacingError
+from cnn_lightning.errors import ConfigError, UserFacingError, on_full_disk
 from cnn_lightning.runs import load_checkpoint, new_file, run_folder
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -82,7 +83,8 @@ def export_model(
     path = _target(Path(ckpt_path), format, output)
     try:
         info = metadata(model, categories, Path(ckpt_path), normalized=normalized)
-        (_write_onnx if format == "onnx" else _write_torchscript)(wrapper, path, info)
+        with on_full_disk(f"the exported {format} model", path.parent, intact=f"The checkpoint {ckpt_path} is intact."):
+            (_write_onnx if format == "onnx" else _write_torchscript)(wrapper, path, info)
         agreement, difference = _check(wrapper, path, format, _test_images(datamodule))
     except BaseException:
         path.unlink(missing_ok=True)  # never leave a half-written or unchecked file behind
@@ -132,7 +134,7 @@ def _write_onnx(wrapper: nn.Module, path: Path, info: dict[str, str]) -> None:
         )
     proto = program.model_proto
     onnx.helper.set_model_props(proto, info)
-    onnx.save(proto, str(path))
+    path.write_bytes(proto.SerializeToString())
 
 
 def _write_torchscript(wrapper: nn.Module, path: Path, info: dict[str, str]) -> None:
@@ -140,7 +142,10 @@ def _write_torchscript(wrapper: nn.Module, path: Path, info: dict[str, str]) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
         traced = torch.jit.trace(wrapper, example)
-        torch.jit.save(traced, str(path), _extra_files={"metadata.json": json.dumps(info)})
+    # Serialized in memory, then written by Python: PyTorch's own file writer aborts the process on a full disk.
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer, _extra_files={"metadata.json": json.dumps(info)})
+    path.write_bytes(buffer.getvalue())
 
 
 def _test_images(datamodule: Any) -> torch.Tensor:

@@ -13,7 +13,7 @@ from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback, instantiate_class
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 
 from cnn_lightning.callbacks import (
     Dashboards,
@@ -40,6 +40,8 @@ from cnn_lightning.runs import (
     checkpoint_overrides,
     load_checkpoint,
     next_version,
+    release_unused_folders,
+    reserve_run_folder,
     resolve_checkpoint,
     run_folder,
     same_model,
@@ -48,6 +50,9 @@ from cnn_lightning.training.checkpoint_io import AtomicCheckpointIO
 from cnn_lightning.training.classifier import Classifier
 from cnn_lightning.training.optimization import regroup
 from cnn_lightning.training.precision import default_precision
+
+# The commands whose runs write a run folder (logs, checkpoints, config.yaml); summary and export write none.
+LOGGING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
 class KeepConfigs(SaveConfigCallback):
@@ -83,10 +88,7 @@ class CNNLightningCLI(LightningCLI):
         trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
         if trainer.max_epochs not in (None, -1):
             require_positive(trainer.max_epochs, name="max_epochs", flag="--trainer.max_epochs (or -1 for no limit)")
-        if trainer.logger is False and not trainer.default_root_dir:
-            # Without a logger Lightning writes config.yaml and checkpoints/ into the working directory: give the run
-            # a folder of its own instead, as the logger would.
-            trainer.default_root_dir = str(next_version(Path("lightning_logs")))
+        self._reserve_run_folder(trainer)
         if trainer.precision is None:  # unset: bf16-mixed where the device computes it natively (training/precision.py)
             trainer.precision = default_precision(trainer.accelerator)
         if trainer.sync_batchnorm and (trainer.accelerator == "cpu" or not torch.cuda.is_available()):
@@ -94,6 +96,20 @@ class CNNLightningCLI(LightningCLI):
                 "--trainer.sync_batchnorm needs GPUs: PyTorch's SyncBatchNorm runs on CUDA only. "
                 "Drop it on CPU (each process then normalizes over its own batch)."
             )
+
+    def _reserve_run_folder(self, trainer: Namespace) -> None:
+        """The run's ``version_N`` folder, reserved before anything is written (runs.reserve_run_folder) by the
+        commands that write one; without a logger Lightning would write config.yaml and checkpoints/ into the working
+        directory, so such a run gets a folder of its own too. Other processes of a distributed run use rank 0's."""
+        writes = self.subcommand in LOGGING_COMMANDS and not trainer.fast_dev_run and rank_zero_only.rank == 0
+        logger = trainer.logger
+        if logger is False and not trainer.default_root_dir:
+            root = Path("lightning_logs")
+            trainer.default_root_dir = str(reserve_run_folder(root) if writes else next_version(root))
+        tensorboard = isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger")
+        if writes and tensorboard and logger.init_args.get("version") is None:
+            root = Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or "lightning_logs")
+            logger.init_args.version = int(reserve_run_folder(root).name[8:])
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The Trainer, or one line naming the setting it refused (accelerator, devices, strategy, ...). A progress
@@ -168,7 +184,7 @@ class CNNLightningCLI(LightningCLI):
         if subcommand == "fit":
             _continue_in_run_folder(config, path, log_root)
         elif run is not None and subcommand in COMMAND_FOLDERS:
-            _log_into(config, run / subcommand)
+            _log_into(config, run / subcommand, reserve=subcommand in LOGGING_COMMANDS)
         rank_zero_info(f"Checkpoint: {path}")
         return str(path)
 
@@ -222,11 +238,11 @@ def _continue_in_run_folder(config: Namespace, checkpoint: Path, log_root: Path)
         logger.init_args.version = int(run.name[8:])
 
 
-def _log_into(config: Namespace, folder: Path) -> None:
+def _log_into(config: Namespace, folder: Path, *, reserve: bool) -> None:
     """Point the TensorBoard logger at ``folder/version_N`` (the next free N); without a logger, the run's files."""
     logger = config.trainer.get("logger")
     if logger is False and not config.trainer.get("default_root_dir"):
-        config.trainer.default_root_dir = str(next_version(folder))
+        config.trainer.default_root_dir = str(reserve_run_folder(folder) if reserve else next_version(folder))
     if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger"):
         logger.init_args.save_dir, logger.init_args.name = str(folder.parent), folder.name
         logger.init_args.version = None
@@ -259,16 +275,21 @@ def trainer_defaults() -> dict[str, Any]:
 
 
 def make_cli(args: Sequence[str], *, run: bool = True) -> CNNLightningCLI:
-    """The CLI over ``args`` (config names resolved); ``run=False`` only parses and instantiates."""
-    return CNNLightningCLI(
-        Classifier,
-        FashionMNISTDataModule,
-        trainer_class=Trainer,
-        subclass_mode_model=True,
-        seed_everything_default=0,
-        trainer_defaults=trainer_defaults(),
-        save_config_callback=KeepConfigs,
-        parser_kwargs={"exit_on_error": False},
-        args=resolve_config_args(args),
-        run=run,
-    )
+    """The CLI over ``args`` (config names resolved); ``run=False`` only parses and instantiates. A run folder
+    reserved for a command that then fails before writing into it is removed again."""
+    try:
+        return CNNLightningCLI(
+            Classifier,
+            FashionMNISTDataModule,
+            trainer_class=Trainer,
+            subclass_mode_model=True,
+            seed_everything_default=0,
+            trainer_defaults=trainer_defaults(),
+            save_config_callback=KeepConfigs,
+            parser_kwargs={"exit_on_error": False},
+            args=resolve_config_args(args),
+            run=run,
+        )
+    except BaseException:
+        release_unused_folders()
+        raise

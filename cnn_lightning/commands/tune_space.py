@@ -17,6 +17,18 @@ import yaml
 from cnn_lightning.errors import ConfigError
 
 
+def yaml_error_place(path: str, error: yaml.YAMLError) -> str:
+    """``FILE:LINE:COLUMN`` of a YAML error (1-based, as editors count), or the file alone."""
+    mark = getattr(error, "problem_mark", None)
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
+
+
+def yaml_error_text(error: yaml.YAMLError) -> str:
+    """What PyYAML says went wrong, without its quoted excerpt of the file."""
+    parts = [getattr(error, "context", None), getattr(error, "problem", None)]
+    return ", ".join(part for part in parts if part) or str(error).splitlines()[0]
+
+
 class Space:
     """Named Optuna distributions, and the fit overrides a set of sampled values stands for."""
 
@@ -71,7 +83,7 @@ def load_space(path: str, keys: set[str]) -> Space:
     try:
         spec = yaml.safe_load(file.read_text())
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}.") from None
+        raise ConfigError(f"{yaml_error_place(path, error)} is not valid YAML: {yaml_error_text(error)}.") from None
     if not isinstance(spec, dict) or not spec:
         raise ConfigError(
             f"{path} holds no settings. Map fit keys to ranges, e.g. model.init_args.lr: {{low: 0.01, high: 1}}."

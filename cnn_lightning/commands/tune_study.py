@@ -17,7 +17,8 @@ import yaml
 
 from cnn_lightning.callbacks.report_to_study import BEST_ATTR, PRUNED_ATTR, SPACE_ATTR, ReportToStudy, make_pruner
 from cnn_lightning.commands.tune_space import Space
-from cnn_lightning.errors import ConfigError
+from cnn_lightning.errors import ConfigError, DiskFullError, disk_full_cause, disk_full_message
+from cnn_lightning.process import PARENT_SETTING
 
 
 def open_study(url: str, name: str, space: Space, *, seed: int | None, heartbeat: int) -> Any:
@@ -59,6 +60,9 @@ def _connect(url: str, heartbeat: int, attempts: int = 3) -> Any:
         try:
             return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat)
         except Exception as error:
+            if disk_full_cause(error) is not None:
+                where = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+                raise DiskFullError(disk_full_message("the study's storage", where)) from None
             if attempt == attempts - 1:
                 reason = str(error).strip().splitlines()[0][:200]
                 raise ConfigError(
@@ -117,6 +121,13 @@ def run_study(study: Any, space: Space, fit_args: list[str], folder: Path, url: 
             study.tell(trial, state=TrialState.FAIL)
             raise
         attrs = _attrs(study, trial.number)
+        if code == DiskFullError.exit_code:  # every further trial would fail alike
+            study.tell(trial, state=TrialState.FAIL)
+            raise DiskFullError(
+                disk_full_message(
+                    f"trial {trial.number}'s run", folder / run_name, "The study's finished trials are kept."
+                )
+            )
         if code != 0:
             study.tell(trial, state=TrialState.FAIL)
             print(f"Trial {trial.number} failed (exit {code}); see {folder / run_name}.", flush=True)
@@ -155,7 +166,8 @@ def fit_child(args: list[str], folder: Path, run_name: str) -> int:
     logger = ["--trainer.logger.init_args.save_dir", str(folder), "--trainer.logger.init_args.name", run_name]
     command = [sys.executable, "-m", "cnn_lightning", "fit", *args, *logger]
     with open(folder / f"{run_name}.log", "w") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()).returncode
+        env = {**os.environ, PARENT_SETTING: str(os.getpid())}  # the trial ends with the study (process.py)
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
     for run in (folder / run_name).glob("version_*"):
         (run / "status.yaml").write_text(yaml.safe_dump({"exit_code": code, "diverged": code == 3}))
     return code

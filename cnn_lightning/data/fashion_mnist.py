@@ -2,22 +2,17 @@
 replacing a file, read through torchvision and checked."""
 
 from __future__ import annotations
+
 import gzip
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-import lightning as L
-import torch
-from torch.utils.data import DistributedSampler
-from torchvision.datasets import FashionMNIST
-from torchvision.transforms.v2 import functional as TF
-from cnn_lightning.data.augmentation import TrainAugmentation
-from cnn_lightning.errors import DataCorruptError, DataNotFoundError, require_positive
-from cnn_lightning.data.own_images import Invert, find_files, load_images
-from cnn_lightning.lightning_contract import completed_train_batches
 
+import torch
+from torchvision.datasets import FashionMNIST
+
+from cnn_lightning.errors import DataCorruptError, DataNotFoundError, on_full_disk
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 RAW_FILES = {
@@ -37,6 +32,20 @@ def _link_new(source: Path, target: Path) -> None:
         pass
     finally:
         source.unlink(missing_ok=True)
+
+
+def _decompress_new(source: Path, target: Path) -> None:
+    """``source`` (gzip) decompressed to ``target`` through a temporary file beside it, removed if the disk fills."""
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
+        temporary = Path(tmp.name)
+        size = f"{RAW_FILES[target.name][0] * (28 * 28 if 'images' in target.name else 1) / 2**20:.0f} MiB"
+        intact = f"The files already there are complete; {target.name} needs {size}."
+        with on_full_disk(f"Fashion-MNIST's {target.name}", target.parent, intact=intact, remove=[temporary]):
+            with gzip.open(source, "rb") as fin:
+                while chunk := fin.read(1 << 20):
+                    tmp.write(chunk)
+            tmp.flush()
+    _link_new(temporary, target)
 
 
 def prepare_raw_files(data_dir: str | Path, offline_dirs: Sequence[str | Path], download: bool) -> Path:
@@ -59,10 +68,7 @@ def prepare_raw_files(data_dir: str | Path, offline_dirs: Sequence[str | Path], 
             continue
         _writable_dir(raw)
         for name, source in sources.items():
-            with gzip.open(source, "rb") as fin, tempfile.NamedTemporaryFile(dir=raw, delete=False) as tmp:
-                while chunk := fin.read(1 << 20):
-                    tmp.write(chunk)
-            _link_new(Path(tmp.name), raw / name)
+            _decompress_new(source, raw / name)
         return raw
     if download:
         _writable_dir(raw)

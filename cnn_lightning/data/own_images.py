@@ -22,6 +22,8 @@ from PIL import Image, UnidentifiedImageError
 from cnn_lightning.errors import ConfigError
 
 SIZE = 28
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # 89,478,485: PIL's decompression-bomb bound (a 9459 × 9459 picture)
+WORKING_SIDE = 1024  # a larger picture is shrunk to this first: its 28 × 28 result is the same, its memory bounded
 Invert = bool | Literal["auto"]
 
 
@@ -82,20 +84,46 @@ def fashion_mnist_look(image: Image.Image, invert: Invert = "auto") -> torch.Ten
     return torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy())
 
 
+class PictureTooLarge(ValueError):
+    """A picture with more pixels than :data:`MAX_PIXELS`."""
+
+
+def open_bounded(path: Path) -> Image.Image:
+    """The picture at ``path`` decoded within bounded memory: refused from its header when it has more than
+    :data:`MAX_PIXELS` pixels (PIL's decompression-bomb bound, which PIL itself only warns about below twice that),
+    decoded at a reduced scale where the format allows (JPEG's ``draft``), and shrunk to :data:`WORKING_SIDE` before
+    its pixels become arrays."""
+    try:
+        image = Image.open(path)  # reads the header only
+    except Image.DecompressionBombError:
+        raise PictureTooLarge(f"more than {2 * MAX_PIXELS:,} pixels; the limit is {MAX_PIXELS:,}") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise PictureTooLarge(f"{width}x{height} = {width * height:,} pixels; the limit is {MAX_PIXELS:,}")
+    image.draft(None, (WORKING_SIDE, WORKING_SIDE))  # JPEG: decoded at 1/2 to 1/8 scale when large
+    image.load()
+    if max(image.size) > WORKING_SIDE:
+        image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)
+    return image
+
+
 def load_images(spec: str, invert: Invert = "auto") -> tuple[torch.Tensor, list[str]]:
     """The readable images ``spec`` names as one ``[N, 28, 28]`` uint8 tensor, with their paths; unreadable and
-    non-image files are named in one warning and skipped; none readable is an error."""
+    non-image files, and pictures over :data:`MAX_PIXELS`, are named in one warning and skipped; none readable is an
+    error."""
     images, sources, skipped = [], [], []
     for path in find_files(spec):
         try:
-            with Image.open(path) as image:
-                image.load()
+            with open_bounded(path) as image:
                 images.append(fashion_mnist_look(image, invert))
             sources.append(str(path))
+        except PictureTooLarge as error:
+            skipped.append(f"{path} ({error})")
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
             skipped.append(f"{path} ({type(error).__name__})")
     if skipped and images:
-        rank_zero_warn(f"Skipped {len(skipped)} file(s) that are not readable images: {'; '.join(skipped)}")
+        rank_zero_warn(f"Skipped {len(skipped)} file(s), unreadable or too large images: {'; '.join(skipped)}")
     if not images:
         listed = "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
         raise ConfigError(

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from cnn_lightning.errors import AGAIN, on_full_disk
+
 TMP_MARK = ".tmp-"
 
 
@@ -25,7 +27,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}")
-        with open(temporary, "wb") as file:
+        intact, fix = _intact(target)
+        full_disk = on_full_disk(f"checkpoint {target.name}", target.parent, intact=intact, fix=fix, remove=[temporary])
+        with full_disk, open(temporary, "wb") as file:
             torch.save(checkpoint, file)
             file.flush()
             os.fsync(file.fileno())
@@ -35,3 +39,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def _intact(target: Path) -> tuple[str, str]:
+    """What a failed write of ``target`` leaves intact, and how to go on from it."""
+    kept = sorted(target.parent.glob("*.ckpt"))
+    if not kept:
+        return "No checkpoint of this run was written yet.", AGAIN
+    run = target.parent.parent if target.parent.name == "checkpoints" else target.parent
+    names = ", ".join(path.name for path in kept)
+    intact = f"Nothing is lost: the checkpoints already in {target.parent} are intact ({names})."
+    if not (target.parent / "last.ckpt").is_file():
+        return intact, AGAIN
+    return intact, f"Free some space, then resume with: python -m cnn_lightning fit --ckpt_path {run}"

@@ -12,6 +12,7 @@ from cnn_lightning import load_classifier
 from cnn_lightning.__main__ import main
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.data.fashion_mnist import CLASSES
+from tests.conftest import SmallDisk
 from tests.test_errors import fails
 
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -71,3 +72,15 @@ def test_bad_export_input_is_one_line(trained: Path, monkeypatch, capsys) -> Non
         capsys, "export", "--ckpt_path", "lightning_logs/version_0", "--output", str(existing)
     )
     assert existing.read_text() == "mine"
+
+
+def test_export_on_a_full_disk_is_one_line_and_leaves_no_file(
+    trained: Path, small_disk: SmallDisk, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(trained)
+    target = small_disk.root / "model.pt"
+    refused = small_disk.refuses(capsys, "export", "--ckpt_path", "lightning_logs/version_0", "--format",
+                                 "torchscript", "--output", str(target))  # fmt: skip
+    assert refused.startswith("error: No space left on device: the exported torchscript model could not be written")
+    assert "checkpoint lightning_logs/version_0/checkpoints/best-" in refused and "is intact" in refused
+    assert not target.exists()

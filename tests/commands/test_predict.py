@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from cnn_lightning.__main__ import main
 from cnn_lightning.commands.fit import make_cli
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.data.fashion_mnist import CLASSES
-from tests.conftest import run_cli
+from tests.conftest import SmallDisk, run_cli
 from tests.test_errors import fails
 
 
@@ -118,3 +119,32 @@ def test_report_counts_runs_not_the_commands_run_on_them(trained: Path, monkeypa
     report("lightning_logs", out=str(trained / "report-out"))
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| version")]
     assert [row.split("|")[1].strip() for row in rows] == ["version_0"]
+
+
+def test_predictions_on_a_full_disk_are_one_line_and_leave_no_file(
+    trained: Path, small_disk: SmallDisk, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(trained)
+    target = small_disk.root / "predictions.csv"
+    refused = small_disk.refuses(capsys, "predict", "--ckpt_path", "lightning_logs/version_0",
+                                 "--predictions.output", str(target))  # fmt: skip
+    assert refused.startswith(
+        f"error: No space left on device: the predictions could not be written to {target.parent}"
+    )
+    assert not target.exists() and small_disk.leftovers() == []
+
+
+def test_a_checkpoint_outside_its_run_is_used_through_the_class_it_names(
+    tmp_path: Path, data_dir: Path, monkeypatch, capsys
+) -> None:
+    """A .ckpt copied out of its run (no config.yaml beside it): predict and export build the model it names."""
+    run = Path(__file__).parents[1] / "fixtures" / "densenet_run_0.1.0"
+    checkpoint = tmp_path / "shared" / "densenet.ckpt"
+    checkpoint.parent.mkdir()
+    shutil.copy(run / "checkpoints" / "last.ckpt", checkpoint)
+    monkeypatch.chdir(tmp_path)
+    main(["predict", "--ckpt_path", str(checkpoint), "--data.data_dir", str(data_dir),
+          "--trainer.limit_predict_batches", "1", "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    assert len(read_csv(Path(capsys.readouterr().out.split("Predictions: ")[1].split()[0]))) == 256
+    main(["export", "--ckpt_path", str(checkpoint), "--format", "torchscript", "--data.data_dir", str(data_dir)])
+    assert "Exported DenseNet" in capsys.readouterr().out

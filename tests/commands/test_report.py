@@ -12,7 +12,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from cnn_lightning.commands import report
 from cnn_lightning.errors import ConfigError
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, SmallDisk, run_cli
 
 MODELS = {"lenet": ("LeNet", "61,706"), "lenet_bn": ("LeNetBN", "44,878")}  # the book's parameter counts
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -127,3 +127,17 @@ def test_no_runs_is_a_one_line_error_with_exit_2(tmp_path: Path) -> None:
 def test_missing_folder_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="No folder"):
         report.report(str(tmp_path / "absent"))
+
+
+@pytest.mark.slow
+def test_a_report_on_a_full_disk_is_one_line_and_leaves_no_partial_file(
+    runs: tuple[Path, dict[str, str]], small_disk: SmallDisk
+) -> None:
+    logs, _ = runs
+    small_disk.fill()
+    out = small_disk.root / "report"
+    result = run_cli("report", str(logs), "--out", str(out))
+    assert result.returncode == 4, result.stderr[-2000:]
+    assert result.stderr.startswith(f"error: No space left on device: the report could not be written to {out}")
+    assert result.stderr.count("\n") == 1 and f"The runs under {logs} are untouched." in result.stderr
+    assert not any(out.iterdir())

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from tests.conftest import run_cli
+from tests.conftest import SmallDisk, run_cli
 
 SHORT = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "12", "--trainer.limit_val_batches", "4",
          "--trainer.limit_test_batches", "2", "--data.batch_size", "64",
@@ -168,6 +168,7 @@ def test_five_seeds_give_a_mean_and_std_row(data_dir: Path, tmp_path: Path) -> N
         ("model.init_args.lr: {low: 1.0, high: 0.1}\n", "empty or inverted"),
         ("model.init_args.lr: {low: 0, high: 1, log: true}\n", "log range needs low > 0"),
         ("data.batch_size: {choices: []}\n", "choices is empty"),
+        ("model.init_args.lr: {choices: [0.1, 0.2}\n", "space.yaml:1:40 is not valid YAML: while parsing a flow"),
     ],
 )
 def test_bad_spaces_are_one_line_and_exit_2(space: str, message: str, tmp_path: Path) -> None:
@@ -195,3 +196,47 @@ def test_bad_storage_and_another_space_leave_the_study_untouched(tmp_path: Path)
     assert result.returncode == 2 and "searches another space" in result.stderr
     study = optuna.load_study(study_name="lenet", storage=storage)
     assert study.user_attrs["space"] == '{"other": 1}' and not study.trials
+
+
+def test_a_study_on_a_full_disk_is_one_line(tmp_path: Path, small_disk: SmallDisk) -> None:
+    (tmp_path / "space.yaml").write_text(SPACE)
+    small_disk.fill()
+    storage = f"sqlite:///{small_disk.root}/study.db"
+    result = run_cli("tune", "--config", "lenet.yaml", "--space", "space.yaml", "--storage", storage, cwd=tmp_path)
+    assert result.returncode == 4, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"error: No space left on device: the study's storage could not be written to {small_disk.root}"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the trial's process through /proc")
+def test_a_trial_ends_with_its_study_when_the_study_is_killed(data_dir: Path, tmp_path: Path) -> None:
+    """``kill -9`` of ``tune`` alone: its trial's ``fit`` must not train on as an orphan."""
+    args = [sys.executable, "-m", "cnn_lightning", "tune", *_setup(tmp_path, data_dir), "--trials", "1",
+            "--trainer.max_epochs", "200"]  # fmt: skip
+    study = subprocess.Popen(args, cwd=tmp_path, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    log = tmp_path / "lightning_logs" / "tune-lenet_bn" / "trial_0000.log"
+    deadline = time.time() + 300
+    while not (log.is_file() and "Effective batch size" in log.read_text()) and time.time() < deadline:
+        time.sleep(0.5)
+    stats = (path.read_text() for path in Path("/proc").glob("[0-9]*/stat") if _alive(int(path.parent.name)))
+    trials = [int(stat.split()[0]) for stat in stats if int(stat.rsplit(")", 1)[1].split()[1]) == study.pid]
+    assert trials, "the trial's fit was not found"
+    study.kill()
+    study.wait()
+    deadline = time.time() + 60
+    while any(_alive(pid) for pid in trials) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not any(_alive(pid) for pid in trials), "the trial trains on without its study"

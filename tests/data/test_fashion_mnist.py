@@ -10,7 +10,8 @@ import pytest
 
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.data.fashion_mnist import DEBIAN_DIR, RAW_FILES, prepare_raw_files
-from cnn_lightning.errors import DataCorruptError, DataNotFoundError
+from cnn_lightning.errors import DataCorruptError, DataNotFoundError, DiskFullError
+from tests.conftest import SmallDisk
 
 
 @pytest.mark.skipif(not Path(DEBIAN_DIR).is_dir(), reason="Debian's dataset-fashion-mnist is not installed here")
@@ -60,3 +61,16 @@ def test_unwritable_data_dir_is_refused(tmp_path: Path) -> None:
     target.write_text("x")
     with pytest.raises(DataNotFoundError, match="data_dir"):
         prepare_raw_files(target, [DEBIAN_DIR], download=False)
+
+
+@pytest.mark.skipif(not Path(DEBIAN_DIR).is_dir(), reason="Debian's dataset-fashion-mnist is not installed here")
+def test_a_full_disk_while_decompressing_is_one_line_and_leaves_nothing(small_disk: SmallDisk) -> None:
+    raw = small_disk.root / "data" / "FashionMNIST" / "raw"
+    with pytest.raises(DiskFullError) as refused:
+        prepare_raw_files(small_disk.root / "data", [DEBIAN_DIR], download=False)
+    message = str(refused.value)
+    assert message.startswith(
+        f"No space left on device: Fashion-MNIST's train-images-idx3-ubyte could not be written to {raw}"
+    )
+    assert "needs 45 MiB" in message
+    assert list(raw.iterdir()) == []  # no partial file, no temporary

@@ -1,0 +1,59 @@
+"""Your own pictures: a huge one is named and skipped, a large one decoded within bounded memory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from cnn_lightning import load_classifier
+from cnn_lightning.data.own_images import MAX_PIXELS, load_images
+from cnn_lightning.errors import ConfigError
+from tests.conftest import REPO
+
+LEGACY_RUN = Path(__file__).parents[1] / "fixtures" / "densenet_run_0.1.0"
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a 20000×20000 PNG (48 KB on disk: a decompression bomb), an 8000×8000 photo-like PNG (a dark
+    product on white) and an ordinary 300×400 JPEG."""
+    folder = tmp_path_factory.mktemp("pictures")
+    Image.new("1", (20000, 20000)).save(folder / "huge.png")
+    large = Image.new("RGB", (8000, 8000), (255, 255, 255))
+    large.paste((30, 30, 30), (2000, 1000, 6000, 7000))
+    large.save(folder / "large.png")
+    Image.new("RGB", (300, 400), (240, 240, 240)).save(folder / "small.jpg")
+    return folder
+
+
+def test_a_huge_picture_is_named_and_skipped_beside_good_ones(pictures: Path) -> None:
+    with pytest.warns(UserWarning, match="huge.png") as warned:
+        images, sources = load_images(str(pictures))
+    assert [Path(source).name for source in sources] == ["large.png", "small.jpg"]
+    assert images.shape == (2, 28, 28)
+    assert f"the limit is {MAX_PIXELS:,}" in str(warned[0].message)
+
+
+def test_load_classifier_names_a_huge_picture(pictures: Path) -> None:
+    classify = load_classifier(LEGACY_RUN)
+    with pytest.raises(ConfigError, match=r"huge\.png \(more than .* pixels; the limit is"):
+        classify([pictures / "huge.png"])
+    assert len(classify(torch.zeros(1, 28, 28, dtype=torch.uint8))) == 1
+
+
+def test_a_large_picture_is_decoded_within_bounded_memory(pictures: Path) -> None:
+    """8000×8000 RGB: 192 MB decoded; its float copies once took the process 2.2 GB above its start."""
+    code = (
+        "import resource, sys; from cnn_lightning.data.own_images import load_images\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"load_images({str(pictures / 'large.png')!r})\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) < 600, f"{done.stdout.split()[-1]} MiB above the start"
