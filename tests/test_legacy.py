@@ -117,3 +117,20 @@ def test_saved_run_tests_predicts_and_exports(legacy_run: Path, data_dir: Path) 
     assert len(list((run / "export").glob("*.pt"))) == 1
     classify = load_classifier(run)
     assert len(classify(torch.zeros(2, 28, 28, dtype=torch.uint8))) == 2
+
+
+def test_classifier_load_from_checkpoint_builds_the_class_the_checkpoint_names() -> None:
+    from cnn_lightning.models import DenseNet
+    from cnn_lightning.training import Classifier
+
+    model = Classifier.load_from_checkpoint(FIXTURE / "checkpoints" / "last.ckpt")
+    assert type(model) is DenseNet and model.hparams.growth_rate == 8
+    assert type(DenseNet.load_from_checkpoint(FIXTURE / "checkpoints" / "last.ckpt")) is DenseNet
+
+
+def test_report_overwrite_is_a_flag(legacy_run: Path) -> None:
+    first = run_cli("report", "lightning_logs", "--out", "out", cwd=legacy_run)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = run_cli("report", "lightning_logs", "--out", "out", "--overwrite", cwd=legacy_run)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "--overwrite" in run_cli("report", "lightning_logs", "--out", "out", cwd=legacy_run).stderr

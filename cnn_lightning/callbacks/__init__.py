@@ -1,5 +1,6 @@
 """Every Lightning callback of the project, one per file, named by its job (as ``lightning.pytorch.callbacks``)."""
 
+from cnn_lightning.callbacks.config_per_run import ConfigPerRun
 from cnn_lightning.callbacks.dashboards import Dashboards
 from cnn_lightning.callbacks.effective_batch import EffectiveBatchSize
 from cnn_lightning.callbacks.graceful_interrupt import GracefulInterrupt
@@ -16,6 +17,7 @@ __getattr__ = package_getattr(__name__)  # 0.1.0's cnn_lightning.callbacks modul
 
 __all__ = [
     "AutoMicroBatch",
+    "ConfigPerRun",
     "Dashboards",
     "EffectiveBatchSize",
     "ExamplesPerSecond",

@@ -52,7 +52,11 @@ def run_parser(command: str) -> ArgumentParser:
     for name in positional:
         default = inspect.signature(function).parameters[name].default
         parser.add_argument(name, nargs="?", default=default, help="(default: %(default)s)")
-    parser.add_function_arguments(function, skip=set(positional))
+    # A bool option is a flag (``--overwrite``), which also takes a value (``--overwrite false``).
+    flags = {name: p for name, p in inspect.signature(function).parameters.items() if p.annotation in (bool, "bool")}
+    for name, parameter in flags.items():
+        parser.add_argument(f"--{name}", nargs="?", const=True, default=parameter.default, type=bool)
+    parser.add_function_arguments(function, skip=set(positional) | set(flags))
     return parser
 
 

@@ -12,10 +12,11 @@ import torch
 from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, ProgressBar
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback, instantiate_class
+from lightning.pytorch.cli import LightningCLI, instantiate_class
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 
 from cnn_lightning.callbacks import (
+    ConfigPerRun,
     Dashboards,
     EffectiveBatchSize,
     ExamplesPerSecond,
@@ -55,21 +56,6 @@ from cnn_lightning.training.precision import default_precision
 LOGGING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
-class KeepConfigs(SaveConfigCallback):
-    """Saves the run's ``config.yaml``; a run resumed into its own folder adds ``config.resume-N.yaml`` instead."""
-
-    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        if trainer.fast_dev_run:  # a smoke test leaves nothing behind
-            return
-        log_dir = trainer.log_dir
-        if log_dir and (Path(log_dir) / self.config_filename).exists():
-            resume = 1
-            while (Path(log_dir) / f"config.resume-{resume}.yaml").exists():
-                resume += 1
-            self.config_filename = f"config.resume-{resume}.yaml"
-        super().setup(trainer, pl_module, stage)
-
-
 class CNNLightningCLI(LightningCLI):
     """LightningCLI whose data module always resizes to the model's ``input_size``, which checkpoints every run
     crash-safely and resumes it in place, and whose ``fit`` ends like the book's: a test pass on the final
@@ -89,6 +75,11 @@ class CNNLightningCLI(LightningCLI):
         if trainer.max_epochs not in (None, -1):
             require_positive(trainer.max_epochs, name="max_epochs", flag="--trainer.max_epochs (or -1 for no limit)")
         self._reserve_run_folder(trainer)
+        if self.subcommand in ("predict", "export") and not self.config[self.subcommand].get("ckpt_path"):
+            raise ConfigError(
+                f"{self.subcommand} needs trained weights: pass --ckpt_path (a run folder, a .ckpt, best or last); "
+                "without one it would use an untrained model. Train first: python -m cnn_lightning fit --config ..."
+            )
         if trainer.precision is None:  # unset: bf16-mixed where the device computes it natively (training/precision.py)
             trainer.precision = default_precision(trainer.accelerator)
         if trainer.sync_batchnorm and (trainer.accelerator == "cpu" or not torch.cuda.is_available()):
@@ -285,7 +276,7 @@ def make_cli(args: Sequence[str], *, run: bool = True) -> CNNLightningCLI:
             subclass_mode_model=True,
             seed_everything_default=0,
             trainer_defaults=trainer_defaults(),
-            save_config_callback=KeepConfigs,
+            save_config_callback=ConfigPerRun,
             parser_kwargs={"exit_on_error": False},
             args=resolve_config_args(args),
             run=run,

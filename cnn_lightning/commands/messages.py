@@ -80,6 +80,12 @@ def explain_trainer_error(message: str) -> str:
 def explain_parse_error(message: str) -> str:
     """The informative lines of a jsonargparse error, without its type-check noise, plus the valid model
     names when the model could not be resolved."""
+    if missing := re.search(r"arguments are required: (\w+)\.model\b", message):
+        command = missing.group(1)
+        return (
+            f"{command} needs a model: pass --ckpt_path with a trained run (its folder, holding checkpoints/) or a "
+            f".ckpt file, or --config NAME.yaml. See python -m cnn_lightning {command} --help."
+        )
     lines = [line.strip(" -") for line in message.splitlines()]
     lines = [line for line in lines if line and not line.startswith(NOISE)]
     useful = [line for line in lines[1:] if any(hint in line for hint in USEFUL)]

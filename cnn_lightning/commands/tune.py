@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cnn_lightning.commands.tune_space import Space, load_space
+from cnn_lightning.commands.tune_space import Space, for_people, load_space
 from cnn_lightning.commands.tune_study import fit_child, open_study, run_study
 from cnn_lightning.errors import ConfigError
 
@@ -59,6 +59,8 @@ def tune(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     # Trials skip the model graph (a trace per run); the other dashboards are per epoch and cheap.
     light = [] if args.full_dashboards else ["--trainer.logger.init_args.log_graph", "false"]
+    if not any(arg.startswith("--trainer.enable_progress_bar") for arg in fit_args):
+        light += ["--trainer.enable_progress_bar", "false"]  # a trial's log is read as text, not redrawn
     if args.seeds and not args.space:
         return repeat_seeds([*fit_args, *light], args.seeds, Path("lightning_logs") / f"seeds-{name}")
     if not args.space:
@@ -111,6 +113,23 @@ def repeat_seeds(fit_args: list[str], seeds: list[int], folder: Path) -> None:
     report(str(folder), overwrite=True)
 
 
+# How long a trial trains, not what it trains: best.yaml leaves these out (the config's own length applies).
+BUDGET_KEYS = ("max_epochs", "max_steps", "max_time", "limit_train_batches", "limit_val_batches", "limit_test_batches")
+
+
+def split_budget(fit_args: list[str]) -> tuple[list[str], list[str]]:
+    """``fit_args`` parted into the setting and the trials' budget (``--trainer.max_epochs 1`` and the like)."""
+    setting, budget, rest = [], [], list(fit_args)
+    while rest:
+        arg = rest.pop(0)
+        key = arg.split("=", 1)[0].removeprefix("--trainer.")
+        if key in BUDGET_KEYS:
+            budget += [arg] if "=" in arg else [arg, rest.pop(0)] if rest else [arg]
+        else:
+            setting.append(arg)
+    return setting, budget
+
+
 def finish(study: Any, space: Space, fit_args: list[str], folder: Path) -> None:
     """Print the best trial, write best.yaml (re-runs it with fit --config) and the study's plots."""
     from cnn_lightning.commands.report_studies import write_study_plots
@@ -121,13 +140,17 @@ def finish(study: Any, space: Space, fit_args: list[str], folder: Path) -> None:
         return
     best = study.best_trial
     target = folder / "best.yaml"
-    command = [sys.executable, "-m", "cnn_lightning", "fit", *fit_args, *space.overrides(best.params), "--print_config"]
+    setting, budget = split_budget(fit_args)
+    command = [sys.executable, "-m", "cnn_lightning", "fit", *setting, *space.overrides(best.params), "--print_config"]
     printed = subprocess.run(command, capture_output=True, text=True)  # the whole resolved config, as fit saves it
     if printed.returncode != 0:
         raise ConfigError(f"Could not write {target}: {(printed.stderr.strip().splitlines() or ['?'])[-1]}")
-    header = f"# Best of study {study.study_name}: trial {best.number}, val/acc {best.value:.4f}, {best.params}\n"
+    found = for_people(best.params)
+    header = f"# Best of study {study.study_name}: trial {best.number}, val/acc {best.value:.4f}, {found}.\n"
+    if budget:
+        header += f"# Its trials trained with {' '.join(budget)}; not kept here: this file trains at full length.\n"
     target.write_text(header + printed.stdout)
-    print(f"Best trial {best.number}: val/acc {best.value:.4f} with {best.params}.")
+    print(f"Best trial {best.number}: val/acc {best.value:.4f} with {found}.")
     print(f"Re-run it: python -m cnn_lightning fit --config {target}")
     written = write_study_plots(study, folder)
     print(f"Study plots: {', '.join(str(folder / name) for name in written) or 'none'}.", flush=True)

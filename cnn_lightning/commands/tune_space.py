@@ -29,6 +29,12 @@ def yaml_error_text(error: yaml.YAMLError) -> str:
     return ", ".join(part for part in parts if part) or str(error).splitlines()[0]
 
 
+def for_people(params: dict[str, Any]) -> str:
+    """``lr 0.4123, batch_size 64``: each sampled setting by its last name, numbers to four significant digits."""
+    named = ((key.rsplit(".", 1)[-1], value) for key, value in params.items())
+    return ", ".join(f"{name} {value:.4g}" if isinstance(value, float) else f"{name} {value}" for name, value in named)
+
+
 class Space:
     """Named Optuna distributions, and the fit overrides a set of sampled values stands for."""
 

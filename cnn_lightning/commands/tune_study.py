@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from cnn_lightning.callbacks.report_to_study import BEST_ATTR, PRUNED_ATTR, SPACE_ATTR, ReportToStudy, make_pruner
-from cnn_lightning.commands.tune_space import Space
+from cnn_lightning.commands.tune_space import Space, for_people
 from cnn_lightning.errors import ConfigError, DiskFullError, disk_full_cause, disk_full_message
 from cnn_lightning.process import PARENT_SETTING
 
@@ -136,7 +136,8 @@ def run_study(study: Any, space: Space, fit_args: list[str], folder: Path, url: 
             print(f"Trial {trial.number} pruned after epoch {attrs[PRUNED_ATTR]}.", flush=True)
         else:
             study.tell(trial, attrs.get(BEST_ATTR, 0.0))
-            print(f"Trial {trial.number}: val/acc {attrs.get(BEST_ATTR, 0.0):.4f} with {trial.params}.", flush=True)
+            accuracy = attrs.get(BEST_ATTR, 0.0)
+            print(f"Trial {trial.number}: val/acc {accuracy:.4f} with {for_people(trial.params)}.", flush=True)
 
 
 def _attrs(study: Any, number: int) -> dict[str, Any]:

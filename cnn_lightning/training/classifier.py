@@ -15,7 +15,6 @@ from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE
 from cnn_lightning.scratch.shapes import output_shape, training_flops
 from cnn_lightning.training.epoch_metrics import EpochMetrics
 from cnn_lightning.training.finite_loss_guard import FiniteLossGuard
-from cnn_lightning.training.network_keys import renamed_network_keys
 from cnn_lightning.training.optimization import (
     Schedule,
     describe_schedule,
@@ -23,6 +22,7 @@ from cnn_lightning.training.optimization import (
     parameter_groups,
     trainer_schedule,
 )
+from cnn_lightning.training.saved_checkpoints import checkpoint_class, renamed_network_keys
 
 
 class Classifier(L.LightningModule):
@@ -114,6 +114,14 @@ class Classifier(L.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Classifier:  # type: ignore[override]
+        """Lightning's ``load_from_checkpoint``; called on ``Classifier`` itself, it builds the architecture the
+        checkpoint names (``LeNet``, ``DenseNet``, ...), as ``LightningModule.load_from_checkpoint`` does."""
+        if cls is Classifier:
+            return checkpoint_class(checkpoint_path).load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def build_network(self) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} must implement build_network()")

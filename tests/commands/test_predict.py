@@ -148,3 +148,16 @@ def test_a_checkpoint_outside_its_run_is_used_through_the_class_it_names(
     assert len(read_csv(Path(capsys.readouterr().out.split("Predictions: ")[1].split()[0]))) == 256
     main(["export", "--ckpt_path", str(checkpoint), "--format", "torchscript", "--data.data_dir", str(data_dir)])
     assert "Exported DenseNet" in capsys.readouterr().out
+
+
+def test_no_silent_untrained_model(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Without a checkpoint, predict and export refuse instead of labelling everything with random weights."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pics").mkdir()
+    Image.new("L", (40, 40), 200).save(tmp_path / "pics" / "one.png")
+    (tmp_path / "empty_run").mkdir()
+    untrained = fails(capsys, "predict", "--config", "lenet.yaml", "--data.predict_path", "pics")
+    assert "predict needs trained weights: pass --ckpt_path" in untrained
+    assert "predict needs a model: pass --ckpt_path" in fails(capsys, "predict", "--data.predict_path", "pics")
+    assert "export needs a model: pass --ckpt_path" in fails(capsys, "export", "--ckpt_path", "empty_run")
+    assert not (tmp_path / "lightning_logs").exists()

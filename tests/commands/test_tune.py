@@ -68,7 +68,12 @@ def test_a_tiny_study_prunes_writes_the_best_config_and_logs_every_trial(data_di
         assert {"lr", "data.batch_size"} <= _hparams_columns(events)  # what HParams shows: sampled and data settings
     rerun = run_cli("fit", "--config", str(folder / "best.yaml"), "--trainer.fast_dev_run", "true", cwd=tmp_path)
     assert rerun.returncode == 0 and "test acc" in rerun.stdout, rerun.stderr[-2000:]
-    assert "Best trial" in result.stdout and "lr: 1.0" in (folder / "best.yaml").read_text()
+    best = (folder / "best.yaml").read_text()
+    assert "Best trial 0: val/acc" in result.stdout and "with lr 1." in result.stdout and "lr: 1.0" in best
+    # The trials' budget is named, not kept: the README's follow-up trains lenet_bn.yaml's 10 full epochs.
+    assert "# Its trials trained with --trainer.max_epochs 2 --trainer.limit_train_batches 12" in best
+    assert "  max_epochs: 10\n" in best and "  limit_train_batches: null\n" in best
+    assert "\r" not in (folder / "trial_0000.log").read_text()  # no progress-bar frames in a trial's log
 
 
 @pytest.mark.slow

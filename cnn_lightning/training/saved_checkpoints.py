@@ -1,7 +1,10 @@
-"""A checkpoint's network weights under the names this version gives them: checkpoints written before the book's
-stages had names load unchanged."""
+"""What a checkpoint saved by any version needs to load: its network weights under the names this version gives them
+(checkpoints written before the book's stages had names load unchanged), and the class it was saved from."""
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 import torch
 
@@ -33,3 +36,12 @@ def renamed_network_keys(
     # Written before the stages were named (positional keys): same layers, same order.
     renamed = dict(zip(old, new, strict=True))
     return {renamed.get(key, key): value for key, value in state.items()}
+
+
+def checkpoint_class(checkpoint_path: Any) -> type:
+    """The LightningModule class a checkpoint was saved from, by the path LightningCLI recorded (0.1.0's paths too)."""
+    held = torch.load(checkpoint_path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    module, _, name = str(held.get("_class_path", "")).rpartition(".")
+    if not module:
+        raise ConfigError(f"{checkpoint_path} names no model class. Call the model's own load_from_checkpoint.")
+    return getattr(importlib.import_module(module), name)  # the path is data here: the checkpoint names the class
