@@ -65,7 +65,7 @@ def test_bad_export_input_is_one_line(trained: Path, monkeypatch, capsys) -> Non
     monkeypatch.chdir(trained)
     refused = fails(capsys, "export", "--ckpt_path", "lightning_logs/version_0", "--format", "tflite")
     assert "'onnx', 'torchscript'" in refused and "tflite" in refused
-    assert "needs --ckpt_path" in fails(capsys, "export", "--config", "lenet_bn.yaml")
+    assert "export needs trained weights: pass --ckpt_path" in fails(capsys, "export", "--config", "lenet_bn.yaml")
     existing = trained / "taken.onnx"
     existing.write_text("mine")
     assert "never overwrites" in fails(
