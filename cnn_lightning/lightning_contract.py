@@ -6,7 +6,10 @@ Lightning versions we test (pyproject.toml bounds them); when Lightning changes 
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
+from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.tuner import batch_size_scaling
 
 # The attribute Lightning sets on the LightningModule around every hook call (twice a call, dozens of times a step):
@@ -26,3 +29,9 @@ def rebuild_train_loader(trainer: L.Trainer) -> None:
 def completed_train_batches(trainer: L.Trainer) -> int:
     """Training batches the fit loop has finished in the current epoch (0 on a fresh epoch, more on a resume)."""
     return trainer.fit_loop.epoch_loop.batch_progress.current.completed
+
+
+def subcommand_parser(cli: LightningCLI, subcommand: str) -> Any:
+    """The jsonargparse parser LightningCLI built for ``subcommand`` (``fit``, ``predict``, ...): its options name
+    what the command accepts. LightningCLI keeps it in an attribute it does not document."""
+    return cli._subcommand_parsers[subcommand]

@@ -50,7 +50,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "sync_batchnorm needs GPUs",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: sync_batchnorm is allowed"),
         ),
-        (["--config", "lenet.yaml", "--trainer.max_epochz", "3"], "unrecognized arguments: --trainer.max_epochz"),
+        (["--config", "lenet.yaml", "--trainer.max_epochz", "3"], "Unknown option --trainer.max_epochz for fit"),
     ],
 )
 def test_bad_settings(args: list[str], expected: str, in_tmp: Path, capsys) -> None:

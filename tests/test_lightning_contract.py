@@ -6,10 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import pytest
 
+from cnn_lightning.commands import MODEL_COMMANDS, Trainer
+from cnn_lightning.commands.fit import CNNLightningCLI
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
-from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE, completed_train_batches, rebuild_train_loader
+from cnn_lightning.lightning_contract import (
+    HOOK_NAME_ATTRIBUTE,
+    completed_train_batches,
+    rebuild_train_loader,
+    subcommand_parser,
+)
 from cnn_lightning.models import LeNet
+from cnn_lightning.training import Classifier
 
 
 class Probe(L.Callback):
@@ -40,3 +49,21 @@ def test_lightning_internals_we_use_behave_as_expected(data_dir: Path, tmp_path:
     assert probe.sizes == [8] * 6  # the rebuilt loader took the new batch size
     assert probe.completed == [(0, 0), (1, 1), (2, 2)] * 2  # completed batches of the current epoch
     assert probe.hook_names == {"on_train_batch_start"}  # the hook Lightning is calling, under the name we speed up
+
+
+def test_each_subcommand_parser_is_reachable() -> None:
+    """The parser of each model command, whose options the near-miss message offers."""
+    captured = {}
+
+    class Capture(CNNLightningCLI):
+        def before_instantiate_classes(self) -> None:
+            captured["cli"] = self
+            raise SystemExit(0)
+
+    with pytest.raises(SystemExit):
+        Capture(Classifier, FashionMNISTDataModule, trainer_class=Trainer, subclass_mode_model=True,
+                args=["fit", "--model", "LeNet"])  # fmt: skip
+    for command in MODEL_COMMANDS:
+        parser = subcommand_parser(captured["cli"], command)
+        options = {option for action in parser._actions for option in action.option_strings}
+        assert "--trainer.max_epochs" in options and "--data.batch_size" in options, command

@@ -86,6 +86,12 @@ def export_model(
         with on_full_disk(f"the exported {format} model", path.parent, intact=f"The checkpoint {ckpt_path} is intact."):
             (_write_onnx if format == "onnx" else _write_torchscript)(wrapper, path, info)
         agreement, difference = _check(wrapper, path, format, _test_images(datamodule))
+    except ImportError as missing:  # onnx, onnxruntime or onnxscript: the export extra
+        path.unlink(missing_ok=True)
+        raise ConfigError(
+            f"export --format {format} needs {missing.name or 'the export extra'}, which is not installed. Install "
+            "the export extra: pip install -e '.[export]' (or use --format torchscript)."
+        ) from None
     except BaseException:
         path.unlink(missing_ok=True)  # never leave a half-written or unchecked file behind
         raise

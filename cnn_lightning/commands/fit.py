@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from jsonargparse import Namespace
+from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.cli import LightningCLI, instantiate_class
@@ -30,10 +30,11 @@ from cnn_lightning.callbacks import (
 from cnn_lightning.commands import MODEL_COMMANDS
 from cnn_lightning.commands.closing_line import closing_line, final_metrics
 from cnn_lightning.commands.config_files import resolve_config_args
-from cnn_lightning.commands.messages import explain_trainer_error
+from cnn_lightning.commands.messages import explain_trainer_error, option_names, unknown_option
 from cnn_lightning.commands.trainer import Trainer
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.errors import ConfigError, UserFacingError, require_positive
+from cnn_lightning.lightning_contract import subcommand_parser
 from cnn_lightning.models import MODELS
 from cnn_lightning.runs import (
     COMMAND_FOLDERS,
@@ -140,7 +141,13 @@ class CNNLightningCLI(LightningCLI):
         return lightning_module.schedule(regrouped, lr_scheduler)
 
     def parse_arguments(self, parser: Any, args: Any) -> None:
-        super().parse_arguments(parser, args)
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:  # a near miss of an option: name the options it may have meant
+            command = args[0] if args and args[0] in MODEL_COMMANDS else "fit"
+            if (message := unknown_option(str(error), option_names(subcommand_parser(self, command)), command)) is None:
+                raise
+            raise ConfigError(message) from None
         # Before LightningCLI reads the checkpoint's hyperparameters into the config: it takes files only.
         subcommand = self.config.get("subcommand")
         if subcommand and self.config[subcommand].get("ckpt_path"):
@@ -277,7 +284,7 @@ def make_cli(args: Sequence[str], *, run: bool = True) -> CNNLightningCLI:
             seed_everything_default=0,
             trainer_defaults=trainer_defaults(),
             save_config_callback=ConfigPerRun,
-            parser_kwargs={"exit_on_error": False},
+            parser_kwargs={"exit_on_error": False, "allow_abbrev": False},  # --trainer.max_epoch is a mistake
             args=resolve_config_args(args),
             run=run,
         )

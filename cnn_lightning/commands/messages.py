@@ -3,15 +3,20 @@ messages of the libraries silenced by message and module (never all warnings).""
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import re
 import warnings
+from collections.abc import Iterable
+from typing import Any
 
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from cnn_lightning.errors import ConfigError, UserFacingError, find_cause
 from cnn_lightning.models import MODELS
+from cnn_lightning.training.classifier import Classifier
 
 # (message regex, category, module regex): each harmless and printed on every run.
 KNOWN_NOISE = (
@@ -65,6 +70,44 @@ TRAINER_FIXES = (  # (words in Lightning's message, the flag and the fix)
 )
 
 
+MODEL_SETTINGS = sorted(
+    {
+        f"--model.init_args.{name}"
+        for cls in (Classifier, *MODELS.values())
+        for name in inspect.signature(cls).parameters
+        if name != "kwargs"
+    }
+)
+
+
+def nearest(option: str, known: Iterable[str]) -> list[str]:
+    """The known options nearest to ``option``: by their last name among those of the same group (``--trainer.``,
+    ``--model.init_args.``), by the whole name where the group is unknown."""
+    group, _, name = option.rpartition(".")
+    siblings = {other.rpartition(".")[2]: other for other in known if other.rpartition(".")[0] == group}
+    if siblings:
+        return [siblings[match] for match in difflib.get_close_matches(name, sorted(siblings), n=3, cutoff=0.7)]
+    return difflib.get_close_matches(option, sorted(set(known)), n=3, cutoff=0.75)
+
+
+def unknown_option(message: str, known: Iterable[str], command: str) -> str | None:
+    """One line for jsonargparse's "unrecognized arguments", with the nearest options it does accept; None for any
+    other parse error. Abbreviations are refused by the parser, so a near miss is always named, never guessed."""
+    found = re.search(r"unrecognized arguments: (.*)", message)
+    unknown = [arg.split("=", 1)[0] for arg in (found.group(1).split() if found else []) if arg.startswith("--")]
+    if not unknown:
+        return None
+    near = nearest(unknown[0], known)
+    hint = f" Did you mean {' or '.join(near)}?" if near else ""
+    return f"Unknown option {unknown[0]} for {command}.{hint} See python -m cnn_lightning {command} --help."
+
+
+def option_names(parser: Any) -> set[str]:
+    """Every option ``parser`` accepts, and ``--model.init_args.NAME`` for every setting of every model (LightningCLI
+    adds a model's own options only once it knows which model)."""
+    return {option for action in parser._actions for option in action.option_strings} | set(MODEL_SETTINGS)
+
+
 def explain_trainer_error(message: str) -> str:
     """Lightning's reason for refusing the trainer settings, and the flag that fixes it: the argument the message
     names (``Trainer(devices=...)``, ```num_nodes` must ...``) first, else the first topic it mentions."""
@@ -95,6 +138,9 @@ def explain_parse_error(message: str) -> str:
     text = text.rstrip(". ") + "."
     if ('"model"' in text or "--model" in text) and ("import path" in text or "subclass" in text):
         text += f" Valid models: {', '.join(MODELS)}."
+    if (setting := re.search(r"key \"model\": Option '(\w+)' is not accepted", text)) is not None:
+        near = nearest(f"--model.init_args.{setting.group(1)}", MODEL_SETTINGS)
+        text += f" Did you mean {' or '.join(near)}?" if near else ""
     return f"{text} See --help for the accepted options."
 
 

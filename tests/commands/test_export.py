@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,14 @@ def test_export_on_a_full_disk_is_one_line_and_leaves_no_file(
     assert refused.startswith("error: No space left on device: the exported torchscript model could not be written")
     assert "checkpoint lightning_logs/version_0/checkpoints/best-" in refused and "is intact" in refused
     assert not target.exists()
+
+
+def test_export_without_its_extra_names_the_install(trained: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(trained)
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed: importing it raises ImportError
+    exports = trained / "lightning_logs" / "version_0" / "export"
+    before = set(exports.glob("*")) if exports.is_dir() else set()
+    refused = fails(capsys, "export", "--ckpt_path", "lightning_logs/version_0", "--format", "onnx")
+    assert "export --format onnx needs onnx, which is not installed" in refused
+    assert "pip install -e '.[export]'" in refused
+    assert set(exports.glob("*")) == before  # the file begun for it is removed

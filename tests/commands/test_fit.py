@@ -194,3 +194,16 @@ def test_the_first_screen_carries_no_known_noise(data_dir: Path, tmp_path: Path)
     assert done.returncode == 0, done.stderr[-2000:]
     for noise in ("torch.jit.trace", "LeafSpec", "litlogger", "not supported by the model summary"):
         assert noise not in done.stdout + done.stderr, noise
+
+
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        ("--trainer.max_epoch", "Unknown option --trainer.max_epoch for fit. Did you mean --trainer.max_epochs"),
+        ("--data.batchsize", "Did you mean --data.batch_size"),
+        ("--model.init_args.lrr", "Did you mean --model.init_args.lr?"),
+    ],
+)
+def test_a_near_miss_is_refused_and_the_option_named(option: str, named: str, capsys) -> None:
+    """No prefix matching (``--trainer.max_epoch 3`` once trained 3 epochs silently): the nearest options instead."""
+    assert named in fails(capsys, "fit", "--config", "lenet.yaml", option, "3")
