@@ -19,6 +19,21 @@ DEBUG_ENV = "CNN_LIGHTNING_DEBUG"
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command ``argv`` (default: the command line) names, as ``python -m cnn_lightning`` does."""
+    from cnn_lightning.commands import MODEL_COMMANDS, usage
+    from cnn_lightning.errors import UserFacingError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    # Answered before torch and Lightning load: the list of commands and a config name that does not exist.
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        return
+    try:
+        if args[0] in MODEL_COMMANDS:
+            from cnn_lightning.commands.config_files import resolve_config_args
+
+            args = resolve_config_args(args)
+    except UserFacingError as error:
+        refuse(error)
     configure_process()
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -27,9 +42,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from cnn_lightning.commands.messages import explain
     from cnn_lightning.errors import DiskFullError, disk_full_cause, disk_full_message, find_user_error
 
-    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        run(args)
+        run(args, configs_resolved=True)
     except SIGTERMException:
         sys.exit(interrupt_exit_code())
     except Exception as error:
@@ -41,8 +55,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             user_error = DiskFullError(disk_full_message(f"a file ({type(full).__name__})", where))
         if user_error is None:
             raise
-        print(f"error: {user_error}", file=sys.stderr)
-        sys.exit(user_error.exit_code)
+        refuse(user_error)
+
+
+def refuse(error: Exception) -> None:
+    """Print ``error`` as the command's one line and exit with its code."""
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(getattr(error, "exit_code", 2))
 
 
 if __name__ == "__main__":

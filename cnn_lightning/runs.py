@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from cnn_lightning.errors import ConfigError
@@ -32,6 +31,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Checkpoint {path} does not exist. List runs with: ls lightning_logs/*/checkpoints")
+    import torch  # here, not at the top: finding runs and configs needs no torch
+
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -210,6 +211,8 @@ def checkpoint_overrides(model_class: type, asked: dict[str, Any], checkpoint: d
     if not differing:
         return {}
     try:
+        import torch
+
         with torch.device("meta"):
             wanted = {k: tuple(v.shape) for k, v in model_class(**{**held, **asked}).state_dict().items()}
             stored = {k: tuple(v.shape) for k, v in model_class(**held).state_dict().items()}

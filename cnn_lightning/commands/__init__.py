@@ -15,11 +15,10 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonargparse import ActionConfigFile, ArgumentParser
-
-from cnn_lightning.commands.trainer import Trainer
+if TYPE_CHECKING:
+    from jsonargparse import ArgumentParser
 
 # Model commands: the Trainer method LightningCLI calls, with the arguments it fills in itself.
 MODEL_COMMANDS: dict[str, set[str]] = {
@@ -30,7 +29,21 @@ MODEL_COMMANDS: dict[str, set[str]] = {
     "summary": {"model", "datamodule"},
     "export": {"model", "datamodule"},
 }
-# Run commands: "module:function", and the parameters that are positional on the command line.
+# What --help says of each command: the first sentence of its method's or function's docstring (tested to agree),
+# kept here so that the list answers at once, before torch and Lightning load.
+DESCRIPTIONS: dict[str, str] = {
+    "fit": "Runs the full optimization routine",
+    "validate": "Perform one evaluation epoch over the validation set",
+    "test": "Perform one evaluation epoch over the test set",
+    "predict": "Run inference on your data",
+    "summary": "Print each layer's output shape, parameters, FLOPs and activation memory (no data, no GPU)",
+    "export": "Write a trained model to one ONNX or TorchScript file, preprocessing and class names inside, checked "
+    "against PyTorch on test images",
+    "report": "Write a Markdown table (report.md) and PNG plots over every TensorBoard run in a folder",
+    "tune": "Search fit settings with Optuna, or repeat one setting over several seeds; one run per trial",
+}
+# Run commands: "module:function", and the parameters that are positional on the command line (loaded when run:
+# fit needs neither report's nor tune's modules).
 RUN_COMMANDS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "report": ("cnn_lightning.commands.report:report", ("logdir",)),
     # tune passes every option it does not know on to fit, so it takes the raw arguments (None: no parser here).
@@ -45,6 +58,8 @@ def run_function(command: str) -> Callable[..., Any]:
 
 def run_parser(command: str) -> ArgumentParser:
     """The jsonargparse parser of a run command: its function's signature, positional where registered."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
     function, positional = run_function(command), RUN_COMMANDS[command][1]
     description = (function.__doc__ or "").strip().splitlines()[0]
     parser = ArgumentParser(prog=f"python -m cnn_lightning {command}", description=description, exit_on_error=False)
@@ -72,16 +87,18 @@ def run_command(command: str, argv: Sequence[str]) -> Any:
 def usage() -> str:
     """``python -m cnn_lightning --help``: every command with its one-line description."""
     lines = ["usage: python -m cnn_lightning COMMAND [--help] [options]", "", "commands:"]
-    functions = {command: getattr(Trainer, command) for command in MODEL_COMMANDS}
-    functions |= {command: run_function(command) for command in RUN_COMMANDS}
-    for command, function in functions.items():
-        first_sentence = (function.__doc__ or "").strip().split(". ")[0].splitlines()[0].rstrip(".")
-        lines.append(f"  {command:10s} {first_sentence}")
+    lines += [f"  {command:10s} {description}" for command, description in DESCRIPTIONS.items()]
     lines += ["", "python -m cnn_lightning COMMAND --help lists a command's options."]
     return "\n".join(lines)
 
 
-def run(args: Sequence[str]) -> None:
+def first_sentence(function: Callable[..., Any]) -> str:
+    """The first sentence of ``function``'s docstring, as DESCRIPTIONS holds it."""
+    paragraph = (function.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split()).split(". ")[0].rstrip(".")
+
+
+def run(args: Sequence[str], *, configs_resolved: bool = False) -> None:
     """Run the command ``args`` name: the usage without one, a run command, or a model command through the CLI."""
     args = list(args)
     if not args or args[0] in ("-h", "--help"):
@@ -91,7 +108,16 @@ def run(args: Sequence[str]) -> None:
     else:
         from cnn_lightning.commands.fit import make_cli
 
-        make_cli(args)
+        make_cli(args, resolve_configs=not configs_resolved)
+
+
+def __getattr__(name: str) -> Any:
+    # The CLI's Trainer on first use: importing it loads Lightning, which --help and the table need not wait for.
+    if name == "Trainer":
+        from cnn_lightning.commands.trainer import Trainer
+
+        return Trainer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["MODEL_COMMANDS", "RUN_COMMANDS", "Trainer", "run", "run_command", "run_function", "run_parser", "usage"]

@@ -272,7 +272,7 @@ def trainer_defaults() -> dict[str, Any]:
     }
 
 
-def make_cli(args: Sequence[str], *, run: bool = True) -> CNNLightningCLI:
+def make_cli(args: Sequence[str], *, run: bool = True, resolve_configs: bool = True) -> CNNLightningCLI:
     """The CLI over ``args`` (config names resolved); ``run=False`` only parses and instantiates. A run folder
     reserved for a command that then fails before writing into it is removed again."""
     try:
@@ -285,7 +285,7 @@ def make_cli(args: Sequence[str], *, run: bool = True) -> CNNLightningCLI:
             trainer_defaults=trainer_defaults(),
             save_config_callback=ConfigPerRun,
             parser_kwargs={"exit_on_error": False, "allow_abbrev": False},  # --trainer.max_epoch is a mistake
-            args=resolve_config_args(args),
+            args=resolve_config_args(args) if resolve_configs else list(args),
             run=run,
         )
     except BaseException:
