@@ -14,7 +14,7 @@ from cnn_lightning.errors import ConfigError, DivergenceError, InputSizeError, r
 from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE
 from cnn_lightning.scratch.shapes import output_shape, training_flops
 from cnn_lightning.training.epoch_metrics import EpochMetrics
-from cnn_lightning.training.finite_loss_guard import FiniteLossGuard
+from cnn_lightning.training.finite_loss_guard import SCALER_SKIPS_ALLOWED, FiniteLossGuard
 from cnn_lightning.training.optimization import (
     Schedule,
     describe_schedule,
@@ -54,9 +54,8 @@ class Classifier(L.LightningModule):
         label_smoothing: of the cross-entropy criterion shared by training, validation and test (the book: 0).
     """
 
-    #: The network's facts (book section, size, parameters, the book's accuracy, classes): a
-    #: ``cnn_lightning.models.record.ModelRecord``, set by each architecture (the models build on this class, so it
-    #: names the type without importing it).
+    #: The network's facts (book section, size, parameters, accuracy, classes): each architecture's models.record
+    #: ModelRecord (named, not imported: the models build on this class).
     record: ClassVar[Any] = None
 
     # oneDNN's NHWC kernels train every book network faster on a CPU except LeNetBN, whose batch norm on tiny maps
@@ -98,9 +97,7 @@ class Classifier(L.LightningModule):
         self.init_weights()
         self.channels_last = bool(channels_last)
         self.example_input_array = torch.zeros(1, in_channels, input_size, input_size)
-        # FLOPs of one example's forward and backward (convolutions and matrix products scale with the batch), for
-        # FLOPs/s and MFU; measured at fit start.
-        self.flops_per_example: int | None = None
+        self.flops_per_example: int | None = None  # one example's forward and backward, for FLOPs/s and MFU
         self.loss_guard = FiniteLossGuard(self._diverged)
         self.optimizer_source = "model"  # "cli" once LightningCLI's optimizer: replaced the model's SGD
         self.schedule_source: str | None = None  # "model" (lr_schedule), "cli" (lr_scheduler:) or None
@@ -108,8 +105,7 @@ class Classifier(L.LightningModule):
         self.train_metrics, self.val_metrics, self.test_metrics = (EpochMetrics(num_classes) for _ in range(3))
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets this around every hook call, dozens of times a step; nn.Module's __setattr__ would first
-        # test the value against Parameter, Module and buffer types (slow isinstance checks) for a plain string.
+        # Set around every hook call, dozens of times a step: skip nn.Module's Parameter/Module/buffer type checks.
         if name == HOOK_NAME_ATTRIBUTE:
             object.__setattr__(self, name, value)
         else:
@@ -117,8 +113,7 @@ class Classifier(L.LightningModule):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Classifier:  # type: ignore[override]
-        """Lightning's ``load_from_checkpoint``; called on ``Classifier`` itself, it builds the architecture the
-        checkpoint names (``LeNet``, ``DenseNet``, ...), as ``LightningModule.load_from_checkpoint`` does."""
+        """Lightning's; called on ``Classifier`` itself, it builds the class the checkpoint names (``LeNet``, ...)."""
         if cls is Classifier:
             return checkpoint_class(checkpoint_path).load_from_checkpoint(checkpoint_path, *args, **kwargs)
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
@@ -173,10 +168,12 @@ class Classifier(L.LightningModule):
         self.channels_last = auto if self.hparams.channels_last is None else self.hparams.channels_last
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        if stage == "fit" and self.flops_per_example is None:
-            # Two images: batch norm refuses to train on one value per channel, even on the meta device.
-            pair = training_flops(self.net, (2, self.hparams.in_channels, *[self.input_size] * 2))
-            self.flops_per_example = pair // 2
+        if stage == "fit":  # under 16-mixed an infinite loss may be a step the gradient scaler skips
+            self.loss_guard.skips_allowed = SCALER_SKIPS_ALLOWED if str(self.trainer.precision) == "16-mixed" else 0
+            if self.flops_per_example is None:
+                # Two images: batch norm refuses to train on one value per channel, even on the meta device.
+                pair = training_flops(self.net, (2, self.hparams.in_channels, *[self.input_size] * 2))
+                self.flops_per_example = pair // 2
         if self.hparams.compile and not self._compiled:
             self.net.compile(mode=None if self.hparams.compile is True else self.hparams.compile)
             self._compiled = True
@@ -213,8 +210,11 @@ class Classifier(L.LightningModule):
         """Stop the run, naming where the loss went non-finite; the checkpoints on disk predate it."""
         optimizer = self.trainer.optimizers[0] if self._trainer and self.trainer.optimizers else None
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") if self._trainer else ""
+        skips = self.loss_guard.skips_allowed  # 16-mixed: so many skipped steps in a row are no fp16 overflow
+        after = f", after {skips} steps in a row the gradient scaler skipped" if skips else ""
+        where = f"epoch {epoch}, global step {step} (batch {batch_idx}){after}"
         raise DivergenceError(
-            f"Training diverged: the loss became {loss} at epoch {epoch}, global step {step} (batch {batch_idx}). "
+            f"Training diverged: the loss became {loss} at {where}. "
             + self._divergence_advice(optimizer)
             + (f" The last checkpoint, from before this step, is intact: {checkpoint}" if checkpoint else "")
         )
@@ -222,14 +222,14 @@ class Classifier(L.LightningModule):
     def _divergence_advice(self, optimizer: torch.optim.Optimizer | None) -> str:
         """What to lower, in the flags of the optimizer and schedule actually running."""
         schedulers = self.trainer.lr_scheduler_configs if self._trainer else []
+        own = (self.hparams.lr_schedule, self.hparams.warmup_epochs) if self.schedule_source == "model" else None
+        scheduler = schedulers[0].scheduler if schedulers else None
         return divergence_advice(
             optimizer,
             from_cli=self.optimizer_source == "cli",
             model_lr=self.hparams.lr,
-            scheduler=schedulers[0].scheduler if schedulers else None,
-            schedule=(self.hparams.lr_schedule, self.hparams.warmup_epochs)
-            if self.schedule_source == "model"
-            else None,
+            scheduler=scheduler,
+            schedule=own,
         )
 
     def on_train_epoch_end(self) -> None:

@@ -7,6 +7,10 @@ from typing import Any
 
 import torch
 
+# A gradient scaler starts at 2**16 and halves on each skipped step: 20 skips in a row take it below 2**-4, where no
+# fp16 overflow remains to explain them.
+SCALER_SKIPS_ALLOWED = 20
+
 
 class FiniteLossGuard:
     """Stops training when the loss becomes NaN or infinite, without a host synchronization per step on CUDA.
@@ -21,10 +25,14 @@ class FiniteLossGuard:
         on_divergence: called as ``on_divergence(loss, epoch, global_step, batch_idx)`` for the first
             non-finite loss seen; expected to raise.
         depth: flags in flight at most; a full ring waits for the oldest (bounds how late a divergence is caught).
+        skips_allowed: non-finite losses in a row taken for steps a gradient scaler skips (``16-mixed``: an fp16
+            overflow makes the loss or its gradients infinite, and the scaler skips that step and halves its scale);
+            one more is a divergence. 0: every non-finite loss is one.
     """
 
-    def __init__(self, on_divergence: Any, depth: int = 4) -> None:
-        self.on_divergence, self.depth = on_divergence, depth
+    def __init__(self, on_divergence: Any, depth: int = 4, skips_allowed: int = 0) -> None:
+        self.on_divergence, self.depth, self.skips_allowed = on_divergence, depth, skips_allowed
+        self.skipped_in_a_row = 0
         self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.cuda.Event, tuple[int, int, int]]] = []
         self._free: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -32,8 +40,7 @@ class FiniteLossGuard:
         where = (epoch, step, batch_idx)
         if loss.device.type != "cuda":
             value = loss.item()  # one read: torch.isfinite would launch an operator for a Python float's test
-            if not math.isfinite(value):
-                self.on_divergence(value, *where)
+            self._seen(math.isfinite(value), value, where)
             return
         self._poll(wait_for_oldest=len(self._pending) >= self.depth)
         if self._free:
@@ -61,6 +68,15 @@ class FiniteLossGuard:
                 return
             self._pending.pop(0)
             self._free.append((flag, value))
-            if not bool(flag):
+            if not bool(flag) and self.skipped_in_a_row >= self.skips_allowed:
                 self._pending.clear()
-                self.on_divergence(value.item(), *where)
+            self._seen(bool(flag), value.item(), where)
+
+    def _seen(self, finite: bool, value: float, where: tuple[int, int, int]) -> None:
+        """One step's loss: finite, a step the scaler skips, or the divergence."""
+        if finite:
+            self.skipped_in_a_row = 0
+        elif self.skipped_in_a_row < self.skips_allowed:
+            self.skipped_in_a_row += 1
+        else:
+            self.on_divergence(value, *where)

@@ -3,7 +3,8 @@ none (bf16-mixed where the device computes bfloat16 natively, float32 elsewhere;
 always the book's exact numerics), the dtype each precision computes in (for the device's peak FLOP/s), and which
 spellings mean float32 (for ``summary``'s note).
 
-* CUDA GPUs: compute capability 8.0 or newer (Ampere onwards) run bf16 on tensor cores at twice the TF32 rate.
+* CUDA GPUs: compute capability 8.0 or newer (Ampere onwards) run bf16 on tensor cores at twice the TF32 rate;
+  7.x (V100, T4) has fp16 tensor cores but no bf16, and gets ``16-mixed`` with Lightning's gradient scaler.
 * CPUs: those reporting ``avx512_bf16`` or ``amx_bf16`` (Linux ``/proc/cpuinfo``), whose oneDNN kernels run bf16
   convolutions and matrix products natively, faster than float32. Without those instructions bf16 is emulated and
   slower than float32, which is then kept. The measurements: docs/measurements.md, "Precision".
@@ -16,6 +17,7 @@ from pathlib import Path
 import torch
 
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+FP16_TENSOR_CORES = (7, 0)  # Volta onwards; bf16 from 8.0 (Ampere)
 # Compute dtype of each Trainer precision, for the device's peak FLOP/s (MFU); anything else counts as float32.
 PRECISION_DTYPES = {
     "bf16-mixed": torch.bfloat16,
@@ -66,5 +68,10 @@ def native_bf16(accelerator: object, flags: set[str] | None = None) -> bool:
 
 
 def default_precision(accelerator: object, flags: set[str] | None = None) -> str:
-    """``bf16-mixed`` where :func:`native_bf16`, else ``32-true``."""
-    return "bf16-mixed" if native_bf16(accelerator, flags) else "32-true"
+    """``bf16-mixed`` where :func:`native_bf16`; ``16-mixed`` (float16 with Lightning's gradient scaler) on CUDA GPUs
+    with tensor cores but no bf16 (compute capability 7.x: V100, T4, the RTX 20 series); else ``32-true``."""
+    if native_bf16(accelerator, flags):
+        return "bf16-mixed"
+    if runs_on_cuda(accelerator) and torch.cuda.get_device_capability() >= FP16_TENSOR_CORES:
+        return "16-mixed"
+    return "32-true"
