@@ -1,11 +1,12 @@
-"""Your own pictures given the Fashion-MNIST look before a model trained on it sees them.
+"""Your own pictures made into what Fashion-MNIST's images are before a model trained on it sees them.
 
-Fashion-MNIST's images are 28×28 grayscale, a light product on a black background, scaled so that the longer
-side fills the frame and centred (Xiao et al. 2017: trim, resize the longest edge to 28, extend the shorter
-edge, negate, grayscale). A photo gets the same: grayscale (any mode: RGB, RGBA on white, palette, 16-bit), an
-inversion where the object is darker than its background (``invert="auto"`` compares the border with the
-centre), padding to a square with its own background, and an antialiased resize to 28×28. The data module then
-resizes to the model's input size exactly as it does the dataset's images.
+Fashion-MNIST's images are 28×28 grayscale, a light product on a black background, made from shop photos by a fixed
+recipe (Xiao et al. 2017; the zalandoresearch/fashion-mnist README): trim the edges close to the corner pixels'
+colour (5 % threshold), resize the longest edge to 28, sharpen (Gaussian, radius and sigma 1.0), extend the shorter
+edge to 28 with the object centred, negate, 8-bit grayscale. A photo gets the same recipe: grayscale first (any
+mode: RGB, RGBA onto white, palette, 16-bit), the background read from the picture's edge (robust to JPEG and
+sensor noise, blur and uneven light), inverted where the background is light (``invert="auto"``). The data module
+then resizes to the model's input size exactly as it does the dataset's images.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Literal
 import numpy as np
 import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from cnn_lightning.errors import ConfigError
 
 SIZE = 28
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # 89,478,485: PIL's decompression-bomb bound (a 9459 × 9459 picture)
+TRIM_THRESHOLD = 0.05 * 255  # the dataset's: edges within 5 % of the corner colour are trimmed
 WORKING_SIDE = 1024  # a larger picture is shrunk to this first: its 28 × 28 result is the same, its memory bounded
 Invert = bool | Literal["auto"]
 
@@ -60,28 +62,47 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float64)
 
 
-def should_invert(gray: np.ndarray) -> bool:
-    """Whether the object is darker than its background: the border's mean brightness against the centre's."""
+def background(gray: np.ndarray) -> tuple[float, float]:
+    """The background's grey level, read from the picture's edge (the corner colour the dataset's trim compares
+    with), and how much it varies along the edge (noise, JPEG, an uneven light)."""
     h, w = gray.shape
-    bh, bw = max(1, h // 10), max(1, w // 10)
-    border = np.concatenate([gray[:bh].ravel(), gray[-bh:].ravel(), gray[:, :bw].ravel(), gray[:, -bw:].ravel()])
-    centre = gray[h // 4 : h - h // 4 or None, w // 4 : w - w // 4 or None]
-    return float(border.mean()) > float(centre.mean())
+    band = max(1, min(h, w) // 50)
+    edge = np.concatenate([gray[:band].ravel(), gray[-band:].ravel(), gray[:, :band].ravel(), gray[:, -band:].ravel()])
+    level = float(np.median(edge))
+    return level, float(np.percentile(np.abs(edge - level), 95))
+
+
+def trimmed(gray: np.ndarray, level: float, spread: float) -> np.ndarray:
+    """``gray`` cropped to what differs from the background by more than 5 % (Xiao et al.'s trim threshold), or by
+    more than the background varies along the edge; a median filter first, so that single noisy pixels do not count."""
+    smooth = np.asarray(Image.fromarray(gray.clip(0, 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3)))
+    foreground = np.abs(smooth.astype(np.float64) - level) > max(TRIM_THRESHOLD, 2 * spread)
+    rows, cols = np.flatnonzero(foreground.any(axis=1)), np.flatnonzero(foreground.any(axis=0))
+    if not len(rows):
+        return gray
+    return gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def fashion_mnist_look(image: Image.Image, invert: Invert = "auto") -> torch.Tensor:
-    """A ``[28, 28]`` uint8 tensor: a light object on a dark background, padded square and fitted into 28×28."""
+    """A ``[28, 28]`` uint8 tensor made as Fashion-MNIST's images were (Xiao et al. 2017): grayscale, edges close to
+    the background trimmed, the longest edge resized to 28, sharpened (Gaussian, radius and sigma 1), the shorter
+    edge extended to 28 with the object centred, and negated where the background is light (``invert="auto"``)."""
     gray = to_grayscale(image)
-    if invert is True or (invert == "auto" and should_invert(gray)):
-        gray = 255.0 - gray
+    level, spread = background(gray)
+    if gray.shape == (SIZE, SIZE):  # already made as the dataset's images are: taken as it is
+        pixels = gray.clip(0, 255).round().astype(np.uint8)
+        return torch.from_numpy((255 - pixels) if invert is True or (invert == "auto" and level > 127.5) else pixels)
+    gray = trimmed(gray, level, spread)
     h, w = gray.shape
-    side = max(h, w)
-    background = float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
-    square = np.full((side, side), background)
-    top, left = (side - h) // 2, (side - w) // 2
-    square[top : top + h, left : left + w] = gray
-    fitted = Image.fromarray(square.clip(0, 255).round().astype(np.uint8)).resize((SIZE, SIZE), Image.LANCZOS)
-    return torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy())
+    size = (max(1, round(w * SIZE / max(h, w))), max(1, round(h * SIZE / max(h, w))))
+    fitted = Image.fromarray(gray.clip(0, 255).round().astype(np.uint8)).resize(size, Image.LANCZOS)
+    fitted = fitted.filter(ImageFilter.UnsharpMask(radius=1, percent=50, threshold=0))
+    canvas = Image.new("L", (SIZE, SIZE), round(level))
+    canvas.paste(fitted, ((SIZE - size[0]) // 2, (SIZE - size[1]) // 2))
+    pixels = np.asarray(canvas, dtype=np.uint8)
+    if invert is True or (invert == "auto" and level > 127.5):  # a light background: a dark object, negated
+        pixels = 255 - pixels
+    return torch.from_numpy(pixels.copy())
 
 
 class PictureTooLarge(ValueError):

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from cnn_lightning.__main__ import main
@@ -15,6 +14,7 @@ from cnn_lightning.commands.fit import make_cli
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.data.fashion_mnist import CLASSES
 from tests.conftest import SmallDisk, run_cli
+from tests.data.catalogue_photos import write_catalogue_photos
 from tests.test_errors import fails
 
 
@@ -47,34 +47,29 @@ def test_predict_writes_the_test_set_and_matches_test(trained: Path, data_dir: P
     assert sorted(p.name for p in Path("lightning_logs/version_0/test").iterdir()) == ["version_0"]
 
 
-def write_own_images(folder: Path, images: torch.Tensor) -> None:
-    """The test images as a user's photos: other sizes, RGB, PNG and JPEG, every third dark-on-light."""
-    folder.mkdir()
-    for index, image in enumerate(images):
-        array = image.numpy() if index % 3 else 255 - image.numpy()
-        size = (56, 56) if index % 2 else (100, 100)
-        picture = Image.fromarray(array).convert("RGB").resize(size, Image.BICUBIC)
-        picture.save(folder / f"photo_{index:03d}.{'png' if index % 4 else 'jpg'}", quality=95)
-    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    (folder / "notes.txt").write_text("not an image")
-
-
-def test_own_images_get_the_dataset_look(trained: Path, data_dir: Path, monkeypatch, capsys, recwarn) -> None:
+def test_own_photos_score_as_the_same_images_in_the_dataset(
+    trained: Path, data_dir: Path, monkeypatch, capsys, recwarn
+) -> None:
+    """200 test images as a shop's catalogue photos (margins, off-centre, uneven light, noise and JPEG, cut-outs with
+    transparency): prepared as Fashion-MNIST's images were made, they score within 5 points of the images themselves
+    (benchmarks/own_photos.py measures a larger set); unreadable files beside them are named and skipped."""
     monkeypatch.chdir(trained)
     data = FashionMNISTDataModule(data_dir=str(data_dir))
     data.setup("test")
-    images = data.split("test")[0][:200]
-    write_own_images(trained / "photos", images)
-    _, originals = predict(capsys, "--data.data_dir", str(data_dir))
+    images, labels = (part[:200] for part in data.split("test"))
+    paths = write_catalogue_photos(trained / "photos", images)
+    (trained / "photos" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (trained / "photos" / "notes.txt").write_text("not an image")
+    _, originals = predict(capsys, "--data.data_dir", str(data_dir), "--trainer.limit_predict_batches", "1")
     _, rows = predict(capsys, "--data.predict_path", "photos")
-    assert len(rows) == 200 and all(row["label"] == "" for row in rows)
-    assert [Path(row["source"]).name for row in rows] == [
-        f"photo_{index:03d}.{'png' if index % 4 else 'jpg'}" for index in range(200)
-    ]
+    assert [Path(row["source"]).name for row in rows] == [path.name for path in paths]
+    assert all(row["label"] == "" for row in rows)
     warned = " ".join(str(w.message) for w in recwarn)
     assert "broken.png" in warned and "notes.txt" in warned
-    agree = sum(row["prediction"] == original["prediction"] for row, original in zip(rows, originals, strict=False))
-    assert agree / 200 >= 0.95, agree
+    truth = [CLASSES[label] for label in labels.tolist()]
+    as_photos = sum(row["prediction"] == name for row, name in zip(rows, truth, strict=True)) / 200
+    as_images = sum(row["prediction"] == name for row, name in zip(originals[:200], truth, strict=True)) / 200
+    assert as_photos >= as_images - 0.05, (as_photos, as_images)
     assert not list((trained / "photos").glob("*.csv"))  # nothing written next to the images
 
 
