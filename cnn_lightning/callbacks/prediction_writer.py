@@ -9,7 +9,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from cnn_lightning.errors import on_full_disk
 from cnn_lightning.runs import new_file, run_folder
@@ -34,6 +33,7 @@ class PredictionCSV(BasePredictionWriter):
         self.output = output
         self.path: Path | None = None
         self._parts: list[dict[str, torch.Tensor]] = []
+        self._written = 0
 
     def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._parts = []
@@ -55,8 +55,12 @@ class PredictionCSV(BasePredictionWriter):
             self.path = self._target(trainer)
             with on_full_disk("the predictions", self.path.parent, remove=[self.path]):
                 self._write(rows, trainer, pl_module)
-            rank_zero_info(f"Wrote {len(rows['index'].unique())} predictions to {self.path}")
-            print(f"Predictions: {self.path}", flush=True)
+            self._written = len(rows["index"].unique())
+
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and self._written:  # after the bar has gone: one line of its own
+            print(f"Predictions: {self.path} ({self._written} images)", flush=True)
+            self._written = 0
 
     def _target(self, trainer: L.Trainer) -> Path:
         if self.output and not Path(self.output).is_dir() and Path(self.output).suffix:

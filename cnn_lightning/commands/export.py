@@ -153,6 +153,7 @@ def _write_torchscript(wrapper: nn.Module, path: Path, info: dict[str, str]) -> 
     example = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the resize's size test, constant for this model
         traced = torch.jit.trace(wrapper, example)
     # Serialized in memory, then written by Python: PyTorch's own file writer aborts the process on a full disk.
     buffer = io.BytesIO()

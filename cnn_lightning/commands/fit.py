@@ -4,6 +4,7 @@ closing line."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -148,8 +149,11 @@ class CNNLightningCLI(LightningCLI):
             if (message := unknown_option(str(error), option_names(subcommand_parser(self, command)), command)) is None:
                 raise
             raise ConfigError(message) from None
-        # Before LightningCLI reads the checkpoint's hyperparameters into the config: it takes files only.
         subcommand = self.config.get("subcommand")
+        if subcommand in ("summary", "export"):  # no training: not Lightning's seed, precision and device notes
+            for name in ("lightning.pytorch", "lightning.fabric"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+        # Before LightningCLI reads the checkpoint's hyperparameters into the config: it takes files only.
         if subcommand and self.config[subcommand].get("ckpt_path"):
             config = self.config[subcommand]
             config.ckpt_path = self._resolve_checkpoint(config, subcommand)

@@ -39,7 +39,9 @@ class _DropLitLoggerTip(logging.Filter):
     """Lightning advertises an optional cloud logger at the start and the end of every fit."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        # The closing line says that and how the fit ended; Lightning's own note would land on the bar's line.
+        return "litlogger" not in message and "`Trainer.fit` stopped:" not in message
 
 
 def quiet_known_noise() -> None:

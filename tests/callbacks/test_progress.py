@@ -12,6 +12,7 @@ import pytest
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn_lightning.commands.fit import make_cli
+from tests.conftest import run_cli
 
 
 class CountRedraws(L.Callback):
@@ -80,3 +81,21 @@ def test_the_progress_bar_knows_its_epoch_after_a_mid_epoch_resume(
     bar = (captured.out + captured.err).replace("\r", "\n")  # Lightning's tqdm writes to stdout
     assert re.search(r"Epoch 0: 100%\|[^|]*\| 12/12", bar)
     assert not re.search(r"Training: \|[^|]*\| [1-9]", bar)  # never a count of batches without the epoch
+
+
+def test_the_screen_reads_in_80_columns(data_dir: Path, tmp_path: Path) -> None:
+    """fit's bar holds the epoch, the steps done and total, loss, accuracy and examples/sec in 80 columns, without
+    the logger's v_num; the run ends with its closing line alone; summary prints its table and nothing else."""
+    args = ["fit", "--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.max_epochs", "2",
+            "--trainer.limit_train_batches", "30", "--trainer.limit_val_batches", "5",
+            "--trainer.limit_test_batches", "5"]  # fmt: skip
+    done = run_cli(*args, cwd=tmp_path, env={"COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    frames = [frame for frame in re.split(r"[\r\n]", done.stdout) if frame.startswith("Epoch 1")]
+    assert frames and max(len(frame) for frame in frames) <= 80, max(frames, key=len)
+    assert all(f"{name}=" in frames[-1] for name in ("loss", "acc", "val_acc", "ex/s")) and "30/30" in frames[-1]
+    assert "v_num" not in done.stdout and "`Trainer.fit` stopped" not in done.stdout + done.stderr
+    assert re.split(r"[\r\n]", done.stdout.rstrip())[-1].startswith("loss ")  # the closing line, alone
+    summary = run_cli("summary", "--config", "lenet.yaml", cwd=tmp_path)
+    assert summary.returncode == 0 and summary.stdout.startswith("LeNet (cnn_lightning.models.lenet.LeNet)")
+    assert "Seed set to" not in summary.stdout + summary.stderr and "GPU available" not in summary.stderr

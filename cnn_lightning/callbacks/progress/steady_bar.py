@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
@@ -23,6 +23,12 @@ class SteadyProgressBar(TQDMProgressBar):
         min_interval: seconds between two redraws of the same bar, at least.
     """
 
+    # Lightning's less the percentage and the batches a second (examples a second are among the metrics): the epoch,
+    # the steps done and total, the time, loss, accuracy and examples a second fit an 80-column terminal.
+    BAR_FORMAT = "{desc} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}"
+    # The logged metrics the bar shows, in this order (not v_num: the run's folder says the version).
+    SHORT_NAMES: ClassVar[dict[str, str]] = {"train/loss": "loss", "train/acc": "acc", "val/acc": "val_acc"}
+
     def __init__(
         self, refresh_rate: int = 1, process_position: int = 0, leave: bool = False, min_interval: float = 0.1
     ) -> None:
@@ -30,6 +36,27 @@ class SteadyProgressBar(TQDMProgressBar):
         self.min_interval = min_interval
         self._last_redraw = float("-inf")
         self._trained = 0  # batches of this epoch trained, for the epoch's last redraw
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """Loss and accuracy under short names, examples a second while training; not the logger's ``v_num``."""
+        metrics = super().get_metrics(trainer, pl_module)
+        shown = {short: metrics[key] for key, short in self.SHORT_NAMES.items() if key in metrics}
+        shown |= {key: value for key, value in metrics.items() if "/" not in key and key != "v_num"}
+        bar = self._train_progress_bar if trainer.training else None
+        batch = getattr(trainer.datamodule, "batch_size", None)
+        if bar is not None and batch and bar.format_dict["elapsed"] > 0:  # Lightning sets n, so tqdm has no rate
+            shown["ex/s"] = f"{bar.format_dict['n'] * batch / bar.format_dict['elapsed']:,.0f}"
+        return shown
+
+    def init_test_tqdm(self) -> Any:
+        bar = super().init_test_tqdm()
+        bar.leave = False  # gone when done: the closing line or the metrics table follows
+        return bar
+
+    def init_predict_tqdm(self) -> Any:
+        bar = super().init_predict_tqdm()
+        bar.leave = False  # gone when done: the line naming the predictions file follows
+        return bar
 
     def _due(self, current: int, total: int | float) -> bool:
         """Whether batch ``current`` of ``total`` gets a redraw: the bar's first and last, else when due by time."""
