@@ -35,3 +35,10 @@ def subcommand_parser(cli: LightningCLI, subcommand: str) -> Any:
     """The jsonargparse parser LightningCLI built for ``subcommand`` (``fit``, ``predict``, ...): its options name
     what the command accepts. LightningCLI keeps it in an attribute it does not document."""
     return cli._subcommand_parsers[subcommand]
+
+
+def stop_logging_graph(logger: Any) -> None:
+    """Make a ``TensorBoardLogger`` log no more model graphs (it logs one at the start of every stage, so the test
+    after a fit would log the run's second). Its ``log_graph`` argument is kept in an attribute it does not document."""
+    if hasattr(logger, "_log_graph"):
+        logger._log_graph = False

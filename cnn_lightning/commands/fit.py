@@ -32,10 +32,17 @@ from cnn_lightning.commands import MODEL_COMMANDS
 from cnn_lightning.commands.closing_line import closing_line, final_metrics
 from cnn_lightning.commands.config_files import resolve_config_args
 from cnn_lightning.commands.messages import explain_trainer_error, option_names, unknown_option
+from cnn_lightning.commands.run_folders import (
+    LOGGING_COMMANDS,
+    continue_in_run_folder,
+    is_tensorboard,
+    log_into,
+    logger_root,
+)
 from cnn_lightning.commands.trainer import Trainer
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.errors import ConfigError, UserFacingError, require_positive
-from cnn_lightning.lightning_contract import subcommand_parser
+from cnn_lightning.lightning_contract import stop_logging_graph, subcommand_parser
 from cnn_lightning.models import MODELS
 from cnn_lightning.runs import (
     COMMAND_FOLDERS,
@@ -53,9 +60,6 @@ from cnn_lightning.training.checkpoint_io import AtomicCheckpointIO
 from cnn_lightning.training.classifier import Classifier
 from cnn_lightning.training.optimization import regroup
 from cnn_lightning.training.precision import default_precision
-
-# The commands whose runs write a run folder (logs, checkpoints, config.yaml); summary and export write none.
-LOGGING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
 class CNNLightningCLI(LightningCLI):
@@ -99,8 +103,7 @@ class CNNLightningCLI(LightningCLI):
         if logger is False and not trainer.default_root_dir:
             root = Path("lightning_logs")
             trainer.default_root_dir = str(reserve_run_folder(root) if writes else next_version(root))
-        tensorboard = isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger")
-        if writes and tensorboard and logger.init_args.get("version") is None:
+        if writes and is_tensorboard(logger) and logger.init_args.get("version") is None:
             root = Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or "lightning_logs")
             logger.init_args.version = int(reserve_run_folder(root).name[8:])
 
@@ -165,7 +168,7 @@ class CNNLightningCLI(LightningCLI):
         if config.ckpt_path in ("hpc", "registry"):
             return config.ckpt_path
         wanted = config.model.class_path if isinstance(config.get("model"), Namespace) else None
-        log_root = _log_root(config)
+        log_root = logger_root(config)
         path = resolve_checkpoint(config.ckpt_path, subcommand=subcommand, class_path=wanted, log_root=log_root)
         checkpoint = load_checkpoint(path)
         held = checkpoint_model(checkpoint)
@@ -184,9 +187,9 @@ class CNNLightningCLI(LightningCLI):
                 rank_zero_info(f"The checkpoint's {name} {stored} replaces --model.init_args.{name} {value}.")
         run = run_folder(path)
         if subcommand == "fit":
-            _continue_in_run_folder(config, path, log_root)
+            continue_in_run_folder(config, path, log_root)
         elif run is not None and subcommand in COMMAND_FOLDERS:
-            _log_into(config, run / subcommand, reserve=subcommand in LOGGING_COMMANDS)
+            log_into(config, run, subcommand)
         rank_zero_info(f"Checkpoint: {path}")
         return str(path)
 
@@ -195,6 +198,7 @@ class CNNLightningCLI(LightningCLI):
         if trainer.interrupted or trainer.state.status.value != "finished":
             return
         fit_metrics = dict(trainer.callback_metrics)
+        stop_logging_graph(trainer.logger)  # the run has its graph from fit: one per run
         trainer.test(self.model, datamodule=self.datamodule, verbose=False)
         trainer.callback_metrics.update({k: v for k, v in fit_metrics.items() if k not in trainer.callback_metrics})
         metrics = final_metrics(trainer)
@@ -203,8 +207,12 @@ class CNNLightningCLI(LightningCLI):
             # The data module's settings too (data.batch_size...), named by their CLI keys: a study over them
             # shows them as HParams columns.
             data = {f"data.{key}": value for key, value in getattr(self.datamodule, "hparams", {}).items()}
-            data = {key: value for key, value in data.items() if not key.startswith("data._")}
-            trainer.logger.log_hyperparams(self.model.hparams | data | optimizer_hparams(trainer), final)
+            settings = self.model.hparams | data | optimizer_hparams(trainer)
+            # The user's settings only: not LightningCLI's bookkeeping (_class_path, _instantiator).
+            settings = {key: value for key, value in settings.items() if not key.rsplit(".", 1)[-1].startswith("_")}
+            # torch's HParams writer takes a bool for the number 0 or 1: as text it reads True or False.
+            settings = {key: str(value) if isinstance(value, bool) else value for key, value in settings.items()}
+            trainer.logger.log_hyperparams(settings, final)
             trainer.logger.save()
         if trainer.is_global_zero:
             devices = trainer.strategy.root_device.type + (f" x{trainer.world_size}" if trainer.world_size > 1 else "")
@@ -218,36 +226,6 @@ def optimizer_hparams(trainer: Any) -> dict[str, Any]:
     optimizer = trainer.optimizers[0]
     settings = {f"optimizer_{key}": optimizer.defaults.get(key) for key in ("lr", "momentum", "weight_decay")}
     return {"optimizer": type(optimizer).__name__} | {k: v for k, v in settings.items() if v is not None}
-
-
-def _log_root(config: Namespace) -> Path:
-    """``save_dir/name`` of the configured TensorBoard logger: the folder holding ``version_*`` runs."""
-    logger = config.trainer.get("logger")
-    if isinstance(logger, Namespace) and logger.get("init_args"):
-        return Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or "lightning_logs")
-    return Path("lightning_logs")
-
-
-def _continue_in_run_folder(config: Namespace, checkpoint: Path, log_root: Path) -> None:
-    """A checkpoint inside ``log_root/version_N/checkpoints`` resumes run N: same folder, continuous curves."""
-    run = checkpoint.resolve().parent.parent
-    logger = config.trainer.get("logger")
-    if logger is False and not config.trainer.get("default_root_dir") and run_folder(checkpoint) is not None:
-        config.trainer.default_root_dir = str(run_folder(checkpoint))  # no logger: continue in the run's folder
-    if not (isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger")):
-        return
-    if run.parent == log_root.resolve() and run.name.startswith("version_") and run.name[8:].isdigit():
-        logger.init_args.version = int(run.name[8:])
-
-
-def _log_into(config: Namespace, folder: Path, *, reserve: bool) -> None:
-    """Point the TensorBoard logger at ``folder/version_N`` (the next free N); without a logger, the run's files."""
-    logger = config.trainer.get("logger")
-    if logger is False and not config.trainer.get("default_root_dir"):
-        config.trainer.default_root_dir = str(reserve_run_folder(folder) if reserve else next_version(folder))
-    if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger"):
-        logger.init_args.save_dir, logger.init_args.name = str(folder.parent), folder.name
-        logger.init_args.version = None
 
 
 def default_callbacks() -> list[Callback]:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from cnn_lightning.callbacks.dashboards import SETUP_TAG, Dashboards, parse_setup_markdown
@@ -112,6 +113,20 @@ def test_hparams_plugin_gets_hyperparameters_and_final_metrics(events: EventAccu
     assert session.session_start_info.hparams["lr"].number_value == pytest.approx(0.9)
     assert session.session_start_info.hparams["input_size"].number_value == SIZE
     assert events.Scalars("final/test_acc")[0].value == pytest.approx(events.Scalars("test/acc")[-1].value)
+    hparams = session.session_start_info.hparams
+    assert not any(name.startswith("_") for name in hparams)  # the user's settings, not LightningCLI's bookkeeping
+    assert hparams["nesterov"].string_value == "False"  # not the number 0.0000
+
+
+def test_one_graph_per_run(events: EventAccumulator) -> None:
+    """fit logs the model graph; the test after it does not log a second (TensorBoard warns of more than one)."""
+    run = Path(events.path)
+    graphs = sum(
+        event.HasField("graph_def")
+        for path in run.glob("events.out.tfevents.*")
+        for event in EventFileLoader(str(path)).Load()
+    )
+    assert graphs == 1
 
 
 def test_without_a_logger_the_callback_stays_out_of_the_way(data_dir: Path) -> None:

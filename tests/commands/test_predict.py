@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnn_lightning.__main__ import main
 from cnn_lightning.commands.fit import make_cli
@@ -42,9 +43,15 @@ def test_predict_writes_the_test_set_and_matches_test(trained: Path, data_dir: P
     assert accuracy == pytest.approx(float(cli.trainer.callback_metrics["test/acc"]), abs=1e-6)
     again, _ = predict(capsys, "--data.data_dir", str(data_dir))
     assert again != path and path.is_file()  # a second call writes a new file; the first stays
-    # validate/test/predict with a checkpoint log into that run: no new version_N beside it
+    # validate/test/predict with a checkpoint log into that run: no new version_N beside it or inside it (TensorBoard
+    # would list it as a run); the test's figures are the run's own, under tags of their own
     assert sorted(p.name for p in Path("lightning_logs").iterdir()) == ["version_0"]
-    assert sorted(p.name for p in Path("lightning_logs/version_0/test").iterdir()) == ["version_0"]
+    run = Path("lightning_logs/version_0")
+    assert not (run / "test").exists() and not list((run / "predict").glob("version_*"))
+    assert (run / "config.test-1.yaml").is_file() and (run / "config.yaml").is_file()
+    events = EventAccumulator(str(run))
+    events.Reload()
+    assert {"eval-test/acc", "train/loss"} <= set(events.Tags()["scalars"]) and len(events.Graph().node) > 0
 
 
 def test_own_photos_score_as_the_same_images_in_the_dataset(

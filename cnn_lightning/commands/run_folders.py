@@ -1,0 +1,54 @@
+"""Where a command's run writes, set in the CLI's config before anything is built: a fit resumed from a run's
+checkpoint goes on in that run's folder; validate and test on a checkpoint log into its run under tags of their own;
+predict and export write only their files, into the run's ``predict/`` and ``export/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import Namespace
+
+from cnn_lightning.runs import run_folder
+
+# The commands whose runs write a run folder (logs, checkpoints, config.yaml); summary and export write none.
+LOGGING_COMMANDS = ("fit", "validate", "test", "predict")
+EVALUATION_PREFIX = "eval"  # validate/test on a run's checkpoint log eval-val/acc, eval-test/acc into that run
+
+
+def logger_root(config: Namespace) -> Path:
+    """``save_dir/name`` of the configured TensorBoard logger: the folder holding ``version_*`` runs."""
+    logger = config.trainer.get("logger")
+    if isinstance(logger, Namespace) and logger.get("init_args"):
+        return Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or "lightning_logs")
+    return Path("lightning_logs")
+
+
+def continue_in_run_folder(config: Namespace, checkpoint: Path, log_root: Path) -> None:
+    """A checkpoint inside ``log_root/version_N/checkpoints`` resumes run N: same folder, continuous curves."""
+    run = checkpoint.resolve().parent.parent
+    logger = config.trainer.get("logger")
+    if logger is False and not config.trainer.get("default_root_dir") and run_folder(checkpoint) is not None:
+        config.trainer.default_root_dir = str(run_folder(checkpoint))  # no logger: continue in the run's folder
+    if not is_tensorboard(logger):
+        return
+    if run.parent == log_root.resolve() and run.name.startswith("version_") and run.name[8:].isdigit():
+        logger.init_args.version = int(run.name[8:])
+
+
+def log_into(config: Namespace, run: Path, subcommand: str) -> None:
+    """Where a command on a run's checkpoint writes: validate and test log into the run itself, under tags of their
+    own (``eval-test/acc``), so that TensorBoard shows one run with its evaluations beside its curves and no second
+    graph; predict and export write their files into ``run/predict`` and ``run/export`` and log nothing."""
+    logger = config.trainer.get("logger")
+    if subcommand in ("validate", "test") and is_tensorboard(logger):
+        logger.init_args.save_dir, logger.init_args.name, logger.init_args.version = str(run.parent), "", run.name
+        logger.init_args.prefix, logger.init_args.log_graph = EVALUATION_PREFIX, False
+        return
+    config.trainer.logger = False
+    if not config.trainer.get("default_root_dir"):
+        config.trainer.default_root_dir = str(run / subcommand)
+
+
+def is_tensorboard(logger: Any) -> bool:
+    return isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger")
