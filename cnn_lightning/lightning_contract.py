@@ -42,3 +42,11 @@ def stop_logging_graph(logger: Any) -> None:
     after a fit would log the run's second). Its ``log_graph`` argument is kept in an attribute it does not document."""
     if hasattr(logger, "_log_graph"):
         logger._log_graph = False
+
+
+def format_summary_table(*args: Any) -> str:
+    """The text of Lightning's model summary table from its rows, as ``ModelSummary.summarize`` formats it (a
+    function Lightning does not export)."""
+    from lightning.pytorch.utilities.model_summary.model_summary import _format_summary_table
+
+    return _format_summary_table(*args)

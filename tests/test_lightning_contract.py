@@ -14,6 +14,7 @@ from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.lightning_contract import (
     HOOK_NAME_ATTRIBUTE,
     completed_train_batches,
+    format_summary_table,
     rebuild_train_loader,
     subcommand_parser,
 )
@@ -67,3 +68,8 @@ def test_each_subcommand_parser_is_reachable() -> None:
         parser = subcommand_parser(captured["cli"], command)
         options = {option for action in parser._actions for option in action.option_strings}
         assert "--trainer.max_epochs" in options and "--data.batch_size" in options, command
+
+
+def test_the_summary_table_formats_rows() -> None:
+    table = format_summary_table(10, 10, 0.0, {"train": 1, "eval": 0}, 0, ("Name", ["net"]), ("Type", ["Sequential"]))
+    assert "net" in table and "Sequential" in table and "Total params" in table

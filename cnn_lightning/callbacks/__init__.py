@@ -6,6 +6,7 @@ from cnn_lightning.callbacks.effective_batch import EffectiveBatchSize
 from cnn_lightning.callbacks.graceful_interrupt import GracefulInterrupt
 from cnn_lightning.callbacks.lr_logger import LearningRateLogger
 from cnn_lightning.callbacks.micro_batch import AutoMicroBatch
+from cnn_lightning.callbacks.model_table import ModelTable
 from cnn_lightning.callbacks.prediction_writer import PredictionCSV
 from cnn_lightning.callbacks.progress import ResumedEpochProgress, SteadyProgressBar
 from cnn_lightning.callbacks.report_to_study import ReportToStudy
@@ -23,6 +24,7 @@ __all__ = [
     "ExamplesPerSecond",
     "GracefulInterrupt",
     "LearningRateLogger",
+    "ModelTable",
     "PredictionCSV",
     "ReportToStudy",
     "ResumedEpochProgress",

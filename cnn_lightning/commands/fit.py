@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, ProgressBar
+from lightning.pytorch.callbacks import Callback, ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningCLI, instantiate_class
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 
@@ -23,6 +23,7 @@ from cnn_lightning.callbacks import (
     ExamplesPerSecond,
     GracefulInterrupt,
     LearningRateLogger,
+    ModelTable,
     PredictionCSV,
     ResumedEpochProgress,
     RunCheckpoint,
@@ -112,10 +113,10 @@ class CNNLightningCLI(LightningCLI):
         bar in the config replaces the default one, and ``enable_progress_bar: false`` drops it (Lightning refuses
         two bars, and a bar when bars are off)."""
         trainer = (self.config_init[self.subcommand] if self.subcommand else self.config_init).trainer
-        configured_bar = any(isinstance(callback, ProgressBar) for callback in trainer.callbacks or [])
-        if configured_bar or trainer.enable_progress_bar is False:
-            defaults = self.trainer_defaults["callbacks"]
-            self.trainer_defaults["callbacks"] = [cb for cb in defaults if not isinstance(cb, ProgressBar)]
+        for kind, enabled in ((ProgressBar, trainer.enable_progress_bar), (ModelSummary, trainer.enable_model_summary)):
+            if enabled is False or any(isinstance(callback, kind) for callback in trainer.callbacks or []):
+                defaults = self.trainer_defaults["callbacks"]  # the config's own, or none: Lightning takes one
+                self.trainer_defaults["callbacks"] = [cb for cb in defaults if not isinstance(cb, kind)]
         try:
             return super().instantiate_trainer(**kwargs)
         except UserFacingError:
@@ -237,6 +238,7 @@ def default_callbacks() -> list[Callback]:
         Dashboards(),
         GracefulInterrupt(),  # Ctrl+C stops after the batch and saves last.ckpt
         ResumedEpochProgress(),
+        ModelTable(),  # the network's rows only
     ]
 
 

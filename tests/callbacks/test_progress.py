@@ -96,6 +96,8 @@ def test_the_screen_reads_in_80_columns(data_dir: Path, tmp_path: Path) -> None:
     assert all(f"{name}=" in frames[-1] for name in ("loss", "acc", "val_acc", "ex/s")) and "30/30" in frames[-1]
     assert "v_num" not in done.stdout and "`Trainer.fit` stopped" not in done.stdout + done.stderr
     assert re.split(r"[\r\n]", done.stdout.rstrip())[-1].startswith("loss ")  # the closing line, alone
+    screen = done.stdout + done.stderr
+    assert "| net " in screen and "EpochMetrics" not in screen and "Modules in train mode" not in screen
     summary = run_cli("summary", "--config", "lenet.yaml", cwd=tmp_path)
     assert summary.returncode == 0 and summary.stdout.startswith("LeNet (cnn_lightning.models.lenet.LeNet)")
     assert "Seed set to" not in summary.stdout + summary.stderr and "GPU available" not in summary.stderr
