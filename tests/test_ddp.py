@@ -173,8 +173,12 @@ def test_lightning_advances_the_loader_epoch(data_dir: Path) -> None:
 @pytest.mark.slow
 def test_predict_under_ddp_writes_one_file_in_source_order(tmp_path: Path, data_dir: Path) -> None:
     """Two gloo processes each predict their shard; rank 0 gathers them and writes every test image once."""
+    trained = run_cli("fit", f"--config={REPO / 'configs' / 'lenet.yaml'}", f"--data.data_dir={data_dir}",
+                      "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--trainer.limit_test_batches=1",
+                      "--trainer.enable_progress_bar=false", cwd=tmp_path)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
     result = run_cli(
-        *("predict", f"--config={REPO / 'configs' / 'lenet.yaml'}", f"--data.data_dir={data_dir}"),
+        *("predict", "--ckpt_path=lightning_logs/version_0", f"--data.data_dir={data_dir}"),
         *("--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"),
         *("--trainer.enable_progress_bar=false", "--data.batch_size=512"),
         cwd=tmp_path,
@@ -182,5 +186,5 @@ def test_predict_under_ddp_writes_one_file_in_source_order(tmp_path: Path, data_
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("Predictions: ")]
-    rows = (tmp_path / line.removeprefix("Predictions: ")).read_text().splitlines()[1:]
+    rows = (tmp_path / line.removeprefix("Predictions: ").split()[0]).read_text().splitlines()[1:]
     assert [row.split(",")[0] for row in rows] == [f"test:{index}" for index in range(10_000)]

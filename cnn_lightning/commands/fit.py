@@ -108,6 +108,13 @@ class CNNLightningCLI(LightningCLI):
             root = Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or "lightning_logs")
             logger.init_args.version = int(reserve_run_folder(root).name[8:])
 
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        finally:  # the notes are quiet while the classes are built, and only then
+            for name, level in getattr(self, "quieted", {}).items():
+                logging.getLogger(name).setLevel(level)
+
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The Trainer, or one line naming the setting it refused (accelerator, devices, strategy, ...). A progress
         bar in the config replaces the default one, and ``enable_progress_bar: false`` drops it (Lightning refuses
@@ -155,7 +162,8 @@ class CNNLightningCLI(LightningCLI):
             raise ConfigError(message) from None
         subcommand = self.config.get("subcommand")
         if subcommand in ("summary", "export"):  # no training: not Lightning's seed, precision and device notes
-            for name in ("lightning.pytorch", "lightning.fabric"):
+            self.quieted = {name: logging.getLogger(name).level for name in ("lightning.pytorch", "lightning.fabric")}
+            for name in self.quieted:
                 logging.getLogger(name).setLevel(logging.WARNING)
         # Before LightningCLI reads the checkpoint's hyperparameters into the config: it takes files only.
         if subcommand and self.config[subcommand].get("ckpt_path"):
