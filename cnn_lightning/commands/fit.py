@@ -108,13 +108,6 @@ class CNNLightningCLI(LightningCLI):
             root = Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or "lightning_logs")
             logger.init_args.version = int(reserve_run_folder(root).name[8:])
 
-    def instantiate_classes(self) -> None:
-        try:
-            super().instantiate_classes()
-        finally:  # the notes are quiet while the classes are built, and only then
-            for name, level in getattr(self, "quieted", {}).items():
-                logging.getLogger(name).setLevel(level)
-
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The Trainer, or one line naming the setting it refused (accelerator, devices, strategy, ...). A progress
         bar in the config replaces the default one, and ``enable_progress_bar: false`` drops it (Lightning refuses
@@ -161,10 +154,6 @@ class CNNLightningCLI(LightningCLI):
                 raise
             raise ConfigError(message) from None
         subcommand = self.config.get("subcommand")
-        if subcommand in ("summary", "export"):  # no training: not Lightning's seed, precision and device notes
-            self.quieted = {name: logging.getLogger(name).level for name in ("lightning.pytorch", "lightning.fabric")}
-            for name in self.quieted:
-                logging.getLogger(name).setLevel(logging.WARNING)
         # Before LightningCLI reads the checkpoint's hyperparameters into the config: it takes files only.
         if subcommand and self.config[subcommand].get("ckpt_path"):
             config = self.config[subcommand]
@@ -267,7 +256,11 @@ def trainer_defaults() -> dict[str, Any]:
 def make_cli(args: Sequence[str], *, run: bool = True, resolve_configs: bool = True) -> CNNLightningCLI:
     """The CLI over ``args`` (config names resolved); ``run=False`` only parses and instantiates. A run folder
     reserved for a command that then fails before writing into it is removed again."""
+    quiet = args[0] in ("summary", "export") if args else False  # no training: no seed, precision or device notes
+    levels = {name: logging.getLogger(name).level for name in ("lightning.pytorch", "lightning.fabric")}
     try:
+        for name in levels if quiet else ():
+            logging.getLogger(name).setLevel(logging.WARNING)
         return CNNLightningCLI(
             Classifier,
             FashionMNISTDataModule,
@@ -283,3 +276,6 @@ def make_cli(args: Sequence[str], *, run: bool = True, resolve_configs: bool = T
     except BaseException:
         release_unused_folders()
         raise
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
