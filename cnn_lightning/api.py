@@ -19,7 +19,14 @@ from cnn_lightning.data.own_images import Invert, load_images
 from cnn_lightning.data.resident_batches import resize_batch
 from cnn_lightning.errors import ConfigError
 from cnn_lightning.models import MODELS
-from cnn_lightning.runs import best_checkpoint, checkpoint_model, last_checkpoint, load_checkpoint, run_folder
+from cnn_lightning.runs import (
+    best_checkpoint,
+    checkpoint_model,
+    checkpoint_settings,
+    last_checkpoint,
+    load_checkpoint,
+    run_folder,
+)
 
 
 @dataclass(frozen=True)
@@ -92,8 +99,7 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Ima
     name = (checkpoint_model(checkpoint) or "").rsplit(".", 1)[-1]
     if name not in MODELS:
         raise ConfigError(f"{path} holds no model of this package ({name or 'unknown class'}).")
-    hparams = {key: value for key, value in checkpoint["hyper_parameters"].items() if not key.startswith("_")}
-    model = MODELS[name](**hparams)
+    model = MODELS[name](**checkpoint_settings(checkpoint))
     model.load_state_dict(model.upgrade_state_dict(checkpoint["state_dict"]))
     normalized = bool(checkpoint.get("datamodule_hyper_parameters", {}).get("normalize"))
     return ImageClassifier(model, list(checkpoint.get("categories") or model.categories), device, normalized=normalized)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -56,15 +56,18 @@ def require_positive(value: float | None, *, name: str, flag: str, allow_zero: b
     raise ConfigError(f"{name} must be {bound}, got {value}. Set {flag} to a {bound} value.")
 
 
-def find_cause(error: BaseException | None, kind: type[BaseException]) -> BaseException | None:
-    """The first ``kind`` in ``error``'s chain of causes (jsonargparse and Lightning wrap what they raise)."""
+def causes(error: BaseException | None) -> Iterator[BaseException]:
+    """``error`` and its chain of causes, each once (jsonargparse and Lightning wrap what they raise)."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, kind):
-            return error
+        yield error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
-    return None
+
+
+def find_cause(error: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """The first ``kind`` in ``error``'s chain of causes."""
+    return next((cause for cause in causes(error) if isinstance(cause, kind)), None)
 
 
 def find_user_error(error: BaseException) -> UserFacingError | None:
@@ -75,15 +78,13 @@ def find_user_error(error: BaseException) -> UserFacingError | None:
 
 def disk_full_cause(error: BaseException | None) -> BaseException | None:
     """The error in ``error``'s chain that says a disk is full, if any."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
-            return error
-        if any(text in str(error) for text in DISK_FULL_TEXTS):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
+    return next((cause for cause in causes(error) if _says_disk_full(cause)), None)
+
+
+def _says_disk_full(error: BaseException) -> bool:
+    return (isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS) or any(
+        text in str(error) for text in DISK_FULL_TEXTS
+    )
 
 
 def free_space(folder: str | Path) -> str:
@@ -111,15 +112,21 @@ def disk_full_message(what: str, where: str | Path, intact: str = "", fix: str =
 
 @contextlib.contextmanager
 def on_full_disk(
-    what: str, where: str | Path, *, intact: str = "", fix: str = AGAIN, remove: Sequence[Path] = ()
+    what: str,
+    where: str | Path,
+    *,
+    intact: str = "",
+    fix: str = AGAIN,
+    remove: Sequence[Path] | Callable[[], Iterable[Path]] = (),
 ) -> Iterator[None]:
     """Turn a full disk while writing ``what`` into ``where`` into one :class:`DiskFullError` saying what is intact;
-    the partial files ``remove`` are deleted first, so nothing half-written stays behind."""
+    the partial files ``remove`` (or those a callable names once the write has failed) are deleted first, so nothing
+    half-written stays behind."""
     try:
         yield
     except Exception as error:
         if isinstance(error, UserFacingError) or disk_full_cause(error) is None:
             raise
-        for path in remove:
+        for path in remove() if callable(remove) else remove:
             path.unlink(missing_ok=True)
         raise DiskFullError(disk_full_message(what, where, intact, fix)) from error

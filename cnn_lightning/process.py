@@ -20,24 +20,21 @@ set, are left as they are.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
-import sys
 import threading
 from dataclasses import dataclass
 
-from cnn_lightning.memory.host_memory import huge_pages_for_large_tensors, retain_freed_memory
+from cnn_lightning.memory.host_memory import glibc, huge_pages_for_large_tensors, retain_freed_memory
 
 PARENT_SETTING = "CNN_LIGHTNING_PARENT_PID"
 PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
 
 
 def end_with_parent(parent: int) -> None:
-    """SIGTERM this process when ``parent`` dies: Linux's parent-death signal, elsewhere a thread that watches."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    """SIGTERM this process when ``parent`` dies: Linux's parent-death signal (through glibc), elsewhere a thread
+    that watches."""
+    if (libc := glibc()) is not None:  # Linux
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     else:
 

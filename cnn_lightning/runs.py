@@ -59,6 +59,12 @@ def checkpoint_model(checkpoint: dict[str, Any]) -> str | None:
     return checkpoint.get("hyper_parameters", {}).get("_class_path")
 
 
+def checkpoint_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The model settings a checkpoint holds: its hyperparameters without LightningCLI's ``_class_path`` and
+    ``_instantiator``."""
+    return {key: value for key, value in checkpoint.get("hyper_parameters", {}).items() if not key.startswith("_")}
+
+
 def run_folder(path: str | Path) -> Path | None:
     """The run a path belongs to: the folder itself, or the run of a ``checkpoints/`` folder or a file in it."""
     path = Path(path)
@@ -191,10 +197,7 @@ def saved_config_args(args: Sequence[str]) -> list[str]:
             with contextlib.suppress(ConfigError):
                 checkpoint = load_checkpoint(value)
                 if held := checkpoint_model(checkpoint):
-                    settings = {
-                        k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")
-                    }
-                    return ["--model", json.dumps({"class_path": held, "init_args": settings})]
+                    return ["--model", json.dumps({"class_path": held, "init_args": checkpoint_settings(checkpoint)})]
     return []
 
 
@@ -206,7 +209,7 @@ def _plain(value: Any) -> Any:
 def checkpoint_overrides(model_class: type, asked: dict[str, Any], checkpoint: dict[str, Any]) -> dict[str, tuple]:
     """The model settings the checkpoint's own hyperparameters replace (``{name: (asked, held)}``); refused when
     they cannot both hold, that is when the asked settings would give the checkpoint's weights other shapes."""
-    held = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
+    held = checkpoint_settings(checkpoint)
     differing = {k: (asked[k], held[k]) for k in asked.keys() & held.keys() if _plain(asked[k]) != _plain(held[k])}
     if not differing:
         return {}

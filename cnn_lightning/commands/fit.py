@@ -105,8 +105,7 @@ class CNNLightningCLI(LightningCLI):
             root = Path("lightning_logs")
             trainer.default_root_dir = str(reserve_run_folder(root) if writes else next_version(root))
         if writes and is_tensorboard(logger) and logger.init_args.get("version") is None:
-            root = Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or "lightning_logs")
-            logger.init_args.version = int(reserve_run_folder(root).name[8:])
+            logger.init_args.version = int(reserve_run_folder(logger_root(logger)).name[8:])
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The Trainer, or one line naming the setting it refused (accelerator, devices, strategy, ...). A progress
@@ -166,7 +165,7 @@ class CNNLightningCLI(LightningCLI):
         if config.ckpt_path in ("hpc", "registry"):
             return config.ckpt_path
         wanted = config.model.class_path if isinstance(config.get("model"), Namespace) else None
-        log_root = logger_root(config)
+        log_root = logger_root(config.trainer.get("logger"))
         path = resolve_checkpoint(config.ckpt_path, subcommand=subcommand, class_path=wanted, log_root=log_root)
         checkpoint = load_checkpoint(path)
         held = checkpoint_model(checkpoint)

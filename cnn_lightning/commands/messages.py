@@ -35,8 +35,9 @@ KNOWN_NOISE = (
 )
 
 
-class _DropLitLoggerTip(logging.Filter):
-    """Lightning advertises an optional cloud logger at the start and the end of every fit."""
+class _DropLightningNotes(logging.Filter):
+    """Lightning advertises an optional cloud logger at the start and the end of every fit, and says why a fit
+    stopped on the progress bar's line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -45,11 +46,11 @@ class _DropLitLoggerTip(logging.Filter):
 
 
 def quiet_known_noise() -> None:
-    """Silence exactly the messages in :data:`KNOWN_NOISE` and Lightning's litlogger tip."""
+    """Silence exactly the messages in :data:`KNOWN_NOISE` and Lightning's two notes (:class:`_DropLightningNotes`)."""
     for message, category, module in KNOWN_NOISE:
         warnings.filterwarnings("ignore", message=message, category=category, module=module)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
-        logging.getLogger(name).addFilter(_DropLitLoggerTip())
+        logging.getLogger(name).addFilter(_DropLightningNotes())
 
 
 def explain(error: BaseException) -> UserFacingError | None:
@@ -92,6 +93,12 @@ def nearest(option: str, known: Iterable[str]) -> list[str]:
     return difflib.get_close_matches(option, sorted(set(known)), n=3, cutoff=0.75)
 
 
+def did_you_mean(option: str, known: Iterable[str]) -> str:
+    """`` Did you mean A or B?`` for the :func:`nearest` known options, or nothing where none is near."""
+    near = nearest(option, known)
+    return f" Did you mean {' or '.join(near)}?" if near else ""
+
+
 def unknown_option(message: str, known: Iterable[str], command: str) -> str | None:
     """One line for jsonargparse's "unrecognized arguments", with the nearest options it does accept; None for any
     other parse error. Abbreviations are refused by the parser, so a near miss is always named, never guessed."""
@@ -99,8 +106,7 @@ def unknown_option(message: str, known: Iterable[str], command: str) -> str | No
     unknown = [arg.split("=", 1)[0] for arg in (found.group(1).split() if found else []) if arg.startswith("--")]
     if not unknown:
         return None
-    near = nearest(unknown[0], known)
-    hint = f" Did you mean {' or '.join(near)}?" if near else ""
+    hint = did_you_mean(unknown[0], known)
     return f"Unknown option {unknown[0]} for {command}.{hint} See python -m cnn_lightning {command} --help."
 
 
@@ -141,8 +147,7 @@ def explain_parse_error(message: str) -> str:
     if ('"model"' in text or "--model" in text) and ("import path" in text or "subclass" in text):
         text += f" Valid models: {', '.join(MODELS)}."
     if (setting := re.search(r"key \"model\": Option '(\w+)' is not accepted", text)) is not None:
-        near = nearest(f"--model.init_args.{setting.group(1)}", MODEL_SETTINGS)
-        text += f" Did you mean {' or '.join(near)}?" if near else ""
+        text += did_you_mean(f"--model.init_args.{setting.group(1)}", MODEL_SETTINGS)
     return f"{text} See --help for the accepted options."
 
 

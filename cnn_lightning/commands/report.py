@@ -32,7 +32,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from cnn_lightning.callbacks.dashboards import SETUP_TAG, parse_setup_markdown
 from cnn_lightning.commands.report_studies import repeated_settings_table, study_plots_for
-from cnn_lightning.errors import ConfigError, DiskFullError, disk_full_cause, disk_full_message
+from cnn_lightning.errors import ConfigError, on_full_disk
 from cnn_lightning.models import MODELS
 from cnn_lightning.runs import CONFIG_NAME, is_command_log, run_model
 
@@ -263,14 +263,12 @@ def report(logdir: str = "lightning_logs", out: str | None = None, overwrite: bo
     logging.getLogger("tensorboard").setLevel(logging.ERROR)
     runs = [load_run(folder, logdir) for folder in folders]
     before = set(out.iterdir()) if out.is_dir() else set()
-    try:
+
+    def written() -> set[Path]:  # this call's files: partly written, and regenerable
+        return set(out.iterdir()) - before
+
+    with on_full_disk("the report", out, intact=f"The runs under {logdir} are untouched.", remove=written):
         table, plots = write_report(runs, logdir, out, folders)
-    except Exception as error:
-        if disk_full_cause(error) is None:
-            raise
-        for written in set(out.iterdir()) - before:  # this call's files: partly written, and regenerable
-            written.unlink(missing_ok=True)
-        raise DiskFullError(disk_full_message("the report", out, f"The runs under {logdir} are untouched.")) from error
     print(table)
     if repeated := repeated_settings_table(runs, folders):
         print("\nRepeated settings (mean ± std [min–max]):\n" + repeated)

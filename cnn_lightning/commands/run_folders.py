@@ -16,9 +16,8 @@ LOGGING_COMMANDS = ("fit", "validate", "test", "predict")
 EVALUATION_PREFIX = "eval"  # validate/test on a run's checkpoint log eval-val/acc, eval-test/acc into that run
 
 
-def logger_root(config: Namespace) -> Path:
+def logger_root(logger: Any) -> Path:
     """``save_dir/name`` of the configured TensorBoard logger: the folder holding ``version_*`` runs."""
-    logger = config.trainer.get("logger")
     if isinstance(logger, Namespace) and logger.get("init_args"):
         return Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or "lightning_logs")
     return Path("lightning_logs")

@@ -4,6 +4,7 @@ replacing a file, read through torchvision and checked."""
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ def _decompress_new(source: Path, target: Path) -> None:
     """``source`` (gzip) decompressed to ``target`` through a temporary file beside it, removed if the disk fills."""
     with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
         temporary = Path(tmp.name)
-        size = f"{RAW_FILES[target.name][0] * (28 * 28 if 'images' in target.name else 1) / 2**20:.0f} MiB"
+        size = f"{math.prod(RAW_FILES[target.name]) / 2**20:.0f} MiB"
         intact = f"The files already there are complete; {target.name} needs {size}."
         with on_full_disk(f"Fashion-MNIST's {target.name}", target.parent, intact=intact, remove=[temporary]):
             with gzip.open(source, "rb") as fin:

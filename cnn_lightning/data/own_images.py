@@ -89,20 +89,23 @@ def fashion_mnist_look(image: Image.Image, invert: Invert = "auto") -> torch.Ten
     edge extended to 28 with the object centred, and negated where the background is light (``invert="auto"``)."""
     gray = to_grayscale(image)
     level, spread = background(gray)
+    negate = invert is True or (invert == "auto" and level > 127.5)  # a light background: a dark object, negated
     if gray.shape == (SIZE, SIZE):  # already made as the dataset's images are: taken as it is
         pixels = gray.clip(0, 255).round().astype(np.uint8)
-        return torch.from_numpy((255 - pixels) if invert is True or (invert == "auto" and level > 127.5) else pixels)
-    gray = trimmed(gray, level, spread)
+    else:
+        pixels = fitted(trimmed(gray, level, spread), level)
+    return torch.from_numpy(255 - pixels if negate else pixels)
+
+
+def fitted(gray: np.ndarray, level: float) -> np.ndarray:
+    """``gray`` with its longest edge resized to 28 and sharpened, centred on a 28 × 28 canvas of the background."""
     h, w = gray.shape
     size = (max(1, round(w * SIZE / max(h, w))), max(1, round(h * SIZE / max(h, w))))
-    fitted = Image.fromarray(gray.clip(0, 255).round().astype(np.uint8)).resize(size, Image.LANCZOS)
-    fitted = fitted.filter(ImageFilter.UnsharpMask(radius=1, percent=50, threshold=0))
+    resized = Image.fromarray(gray.clip(0, 255).round().astype(np.uint8)).resize(size, Image.LANCZOS)
+    resized = resized.filter(ImageFilter.UnsharpMask(radius=1, percent=50, threshold=0))
     canvas = Image.new("L", (SIZE, SIZE), round(level))
-    canvas.paste(fitted, ((SIZE - size[0]) // 2, (SIZE - size[1]) // 2))
-    pixels = np.asarray(canvas, dtype=np.uint8)
-    if invert is True or (invert == "auto" and level > 127.5):  # a light background: a dark object, negated
-        pixels = 255 - pixels
-    return torch.from_numpy(pixels.copy())
+    canvas.paste(resized, ((SIZE - size[0]) // 2, (SIZE - size[1]) // 2))
+    return np.array(canvas, dtype=np.uint8)
 
 
 class PictureTooLarge(ValueError):

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from cnn_lightning.errors import ConfigError
+from cnn_lightning.runs import checkpoint_model
 
 
 def renamed_network_keys(
@@ -40,8 +41,8 @@ def renamed_network_keys(
 
 def checkpoint_class(checkpoint_path: Any) -> type:
     """The LightningModule class a checkpoint was saved from, by the path LightningCLI recorded (0.1.0's paths too)."""
-    held = torch.load(checkpoint_path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-    module, _, name = str(held.get("_class_path", "")).rpartition(".")
+    held = checkpoint_model(torch.load(checkpoint_path, map_location="cpu", weights_only=True))
+    module, _, name = str(held or "").rpartition(".")
     if not module:
         raise ConfigError(f"{checkpoint_path} names no model class. Call the model's own load_from_checkpoint.")
     return getattr(importlib.import_module(module), name)  # the path is data here: the checkpoint names the class
