@@ -44,6 +44,7 @@ from cnn_lightning.commands.trainer import Trainer
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.errors import ConfigError, UserFacingError, require_positive
 from cnn_lightning.lightning_contract import stop_logging_graph, subcommand_parser
+from cnn_lightning.loggers.tensorboard import TensorBoardLogger, user_settings
 from cnn_lightning.models import MODELS
 from cnn_lightning.runs import (
     COMMAND_FOLDERS,
@@ -204,11 +205,7 @@ class CNNLightningCLI(LightningCLI):
             # The data module's settings too (data.batch_size...), named by their CLI keys: a study over them
             # shows them as HParams columns.
             data = {f"data.{key}": value for key, value in getattr(self.datamodule, "hparams", {}).items()}
-            settings = self.model.hparams | data | optimizer_hparams(trainer)
-            # The user's settings only: not LightningCLI's bookkeeping (_class_path, _instantiator).
-            settings = {key: value for key, value in settings.items() if not key.rsplit(".", 1)[-1].startswith("_")}
-            # torch's HParams writer takes a bool for the number 0 or 1: as text it reads True or False.
-            settings = {key: str(value) if isinstance(value, bool) else value for key, value in settings.items()}
+            settings = user_settings(self.model.hparams | data | optimizer_hparams(trainer))
             trainer.logger.log_hyperparams(settings, final)
             trainer.logger.save()
         if trainer.is_global_zero:
@@ -246,7 +243,7 @@ def trainer_defaults() -> dict[str, Any]:
         # (instantiate_trainer).
         "callbacks": [*default_callbacks(), SteadyProgressBar()],
         "logger": {
-            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+            "class_path": f"{TensorBoardLogger.__module__}.{TensorBoardLogger.__name__}",
             "init_args": {"save_dir": ".", "name": "lightning_logs", "default_hp_metric": False, "log_graph": True},
         },
     }

@@ -33,6 +33,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cnn_lightning.callbacks.dashboards import SETUP_TAG, parse_setup_markdown
 from cnn_lightning.commands.report_studies import repeated_settings_table, study_plots_for
 from cnn_lightning.errors import ConfigError, on_full_disk
+from cnn_lightning.loggers.tags import metric_name
 from cnn_lightning.models import MODELS
 from cnn_lightning.runs import CONFIG_NAME, is_command_log, run_model
 
@@ -77,7 +78,9 @@ def find_runs(logdir: Path) -> list[Path]:
 
 
 def _scalars(accumulator: EventAccumulator) -> dict[str, list[tuple[int, float]]]:
-    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
+    """Each scalar series by its metric's name (``test/acc``), whichever tags the run's version wrote."""
+    tags = accumulator.Tags()["scalars"]
+    return {metric_name(tag): [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in tags}
 
 
 def _setup(accumulator: EventAccumulator) -> dict[str, str]:

@@ -9,11 +9,11 @@ from typing import Any
 
 from jsonargparse import Namespace
 
+from cnn_lightning.loggers.tensorboard import TensorBoardLogger
 from cnn_lightning.runs import run_folder
 
 # The commands whose runs write a run folder (logs, checkpoints, config.yaml); summary and export write none.
 LOGGING_COMMANDS = ("fit", "validate", "test", "predict")
-EVALUATION_PREFIX = "eval"  # validate/test on a run's checkpoint log eval-val/acc, eval-test/acc into that run
 
 
 def logger_root(logger: Any) -> Path:
@@ -37,12 +37,14 @@ def continue_in_run_folder(config: Namespace, checkpoint: Path, log_root: Path) 
 
 def log_into(config: Namespace, run: Path, subcommand: str) -> None:
     """Where a command on a run's checkpoint writes: validate and test log into the run itself, under tags of their
-    own (``eval-test/acc``), so that TensorBoard shows one run with its evaluations beside its curves and no second
+    own (``verdict_eval_test/acc``: :mod:`cnn_lightning.loggers.tensorboard`), so that TensorBoard shows one run with its evaluations beside its curves and no second
     graph; predict and export write their files into ``run/predict`` and ``run/export`` and log nothing."""
     logger = config.trainer.get("logger")
     if subcommand in ("validate", "test") and is_tensorboard(logger):
         logger.init_args.save_dir, logger.init_args.name, logger.init_args.version = str(run.parent), "", run.name
-        logger.init_args.prefix, logger.init_args.log_graph = EVALUATION_PREFIX, False
+        # The project's logger names the evaluation's tags, whichever TensorBoardLogger the run's config names.
+        logger.class_path = f"{TensorBoardLogger.__module__}.{TensorBoardLogger.__name__}"
+        logger.init_args.evaluation, logger.init_args.log_graph = True, False
         return
     config.trainer.logger = False
     if not config.trainer.get("default_root_dir"):

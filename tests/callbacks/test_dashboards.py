@@ -77,7 +77,7 @@ def test_misclassified_test_images_are_drawn(events: EventAccumulator) -> None:
 def test_per_class_accuracy_is_named_by_class_and_agrees_with_val_acc(events: EventAccumulator, data_dir: Path) -> None:
     tags = set(events.Tags()["scalars"])
     assert {f"val_class_acc/{name}" for name in CLASSES} <= tags
-    assert "val_class_acc/Sneaker" in tags and "test_class_acc/Sneaker" in tags
+    assert "val_class_acc/Sneaker" in tags and "verdict_test_class_acc/Sneaker" in tags
     # The validation loader is unshuffled on one device, so the images evaluated are the split's first ones.
     data = FashionMNISTDataModule(data_dir=str(data_dir))
     data.setup("fit")
@@ -108,14 +108,24 @@ def test_hparams_plugin_gets_hyperparameters_and_final_metrics(events: EventAccu
     content = events.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     metrics = {info.name.tag for info in experiment.metric_infos}
-    assert {"final/test_acc", "final/val_acc", "final/train_loss"} <= metrics
+    assert {"verdict/test_acc", "verdict/val_acc", "verdict/train_loss"} <= metrics
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     assert session.session_start_info.hparams["lr"].number_value == pytest.approx(0.9)
     assert session.session_start_info.hparams["input_size"].number_value == SIZE
-    assert events.Scalars("final/test_acc")[0].value == pytest.approx(events.Scalars("test/acc")[-1].value)
+    assert events.Scalars("verdict/test_acc")[0].value == pytest.approx(events.Scalars("verdict_test/acc")[-1].value)
     hparams = session.session_start_info.hparams
     assert not any(name.startswith("_") for name in hparams)  # the user's settings, not LightningCLI's bookkeeping
     assert hparams["nesterov"].string_value == "False"  # not the number 0.0000
+
+
+def test_training_curves_come_first_in_tensorboard(events: EventAccumulator) -> None:
+    """TensorBoard's Time Series sorts cards by tag, a "/" before any letter, and groups them by the first segment in
+    that order (its ``groupCardsByTag``): train and val come first, every one-off figure after them."""
+    tags = sorted(events.Tags()["scalars"], key=lambda tag: tag.replace("/", "\0"))
+    groups = list(dict.fromkeys(tag.split("/", 1)[0] for tag in tags))
+    assert groups[:2] == ["train", "val"], groups
+    assert {"epoch", "final", "test", "lr-SGD"}.isdisjoint(groups) and "verdict" in groups
+    assert {"train/epoch", "train/lr-SGD", "verdict/test_acc", "verdict_test/acc"} <= set(tags)
 
 
 def test_one_graph_per_run(events: EventAccumulator) -> None:

@@ -51,7 +51,7 @@ def test_predict_writes_the_test_set_and_matches_test(trained: Path, data_dir: P
     assert (run / "config.test-1.yaml").is_file() and (run / "config.yaml").is_file()
     events = EventAccumulator(str(run))
     events.Reload()
-    assert {"eval-test/acc", "train/loss"} <= set(events.Tags()["scalars"]) and len(events.Graph().node) > 0
+    assert {"verdict_eval_test/acc", "train/loss"} <= set(events.Tags()["scalars"]) and len(events.Graph().node) > 0
 
 
 def test_own_photos_score_as_the_same_images_in_the_dataset(

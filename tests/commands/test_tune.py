@@ -64,7 +64,7 @@ def test_a_tiny_study_prunes_writes_the_best_config_and_logs_every_trial(data_di
     for number in (0, 3):  # each trial is an ordinary run, hparams with final metrics included
         events = EventAccumulator(str(folder / f"trial_{number:04d}" / "version_0"))
         events.Reload()
-        assert "final/val_acc" in events.Tags()["scalars"]
+        assert "verdict/val_acc" in events.Tags()["scalars"]
         assert {"lr", "data.batch_size"} <= _hparams_columns(events)  # what HParams shows: sampled and data settings
     rerun = run_cli("fit", "--config", str(folder / "best.yaml"), "--trainer.fast_dev_run", "true", cwd=tmp_path)
     assert rerun.returncode == 0 and "test acc" in rerun.stdout, rerun.stderr[-2000:]

@@ -25,8 +25,9 @@ EXPECTED_SCALARS = {
     "train/acc",
     "val/loss",
     "val/acc",
-    "test/acc",
-    "lr-SGD",
+    "verdict_test/acc",
+    "train/lr-SGD",
+    "train/epoch",
     "train/device/samples_per_sec",
 }
 
@@ -60,13 +61,13 @@ def test_lenet_learns_and_logs(data_dir: Path, tmp_path: Path, monkeypatch: pyte
     scalars = set(events.Tags()["scalars"])
     assert scalars >= EXPECTED_SCALARS, EXPECTED_SCALARS - scalars
     assert {
-        "final/test_acc",
-        "final/val_acc",
-        "final/train_loss",
-        "final/examples_per_sec",
+        "verdict/test_acc",
+        "verdict/val_acc",
+        "verdict/train_loss",
+        "verdict/examples_per_sec",
     } <= scalars  # hyper-parameters' final metrics
     assert len(events.Scalars("val/acc")) == 3
-    assert events.Scalars("final/test_acc")[-1].value == pytest.approx(test_acc, abs=5e-4)
+    assert events.Scalars("verdict/test_acc")[-1].value == pytest.approx(test_acc, abs=5e-4)
 
 
 def test_optimizer_and_scheduler_come_from_the_config(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
