@@ -37,8 +37,9 @@ def continue_in_run_folder(config: Namespace, checkpoint: Path, log_root: Path) 
 
 def log_into(config: Namespace, run: Path, subcommand: str) -> None:
     """Where a command on a run's checkpoint writes: validate and test log into the run itself, under tags of their
-    own (``verdict_eval_test/acc``: :mod:`cnn_lightning.loggers.tensorboard`), so that TensorBoard shows one run with its evaluations beside its curves and no second
-    graph; predict and export write their files into ``run/predict`` and ``run/export`` and log nothing."""
+    own (``verdict_eval_test/acc``: :mod:`cnn_lightning.loggers.tags`), so that TensorBoard shows one run with its
+    evaluations beside its curves and no second graph; predict and export write their files into ``run/predict``
+    and ``run/export`` and log nothing."""
     logger = config.trainer.get("logger")
     if subcommand in ("validate", "test") and is_tensorboard(logger):
         logger.init_args.save_dir, logger.init_args.name, logger.init_args.version = str(run.parent), "", run.name
