@@ -8,7 +8,8 @@
 #   FIT_TIMEOUT=560 bash benchmarks/gpu_campaign.sh table recipes/resnet   # a recipe (README "Beyond the book")
 #   bash benchmarks/gpu_campaign.sh memory   # the 2 GiB cap: the book's DenseNet OOMs, densenet.yaml trains
 #   bash benchmarks/gpu_campaign.sh speed LeNet ResNet ...   # the book's loop against ours
-#   bash benchmarks/gpu_campaign.sh overhead # the framework's tax: bare loop, ours, ours as Lightning ships, lean
+#   bash benchmarks/gpu_campaign.sh overhead # the framework's tax: bare loop, ours (chunked steps), ours with one
+#                                            # step per batch (ours1), lean
 #   bash benchmarks/gpu_campaign.sh resume   # a 10-epoch run stopped by SIGTERM mid-epoch and resumed
 #   bash benchmarks/gpu_campaign.sh tests    # the whole test suite
 #   bash benchmarks/gpu_campaign.sh sync_tests   # the CUDA tests that catch a host sync per step
@@ -70,13 +71,14 @@ memory() {
 speed() {
   machine | tee "$OUT/speed.log"
   timeout "${SPEED_TIMEOUT:-560}" $py benchmarks/throughput.py --repeats "${REPEATS:-3}" --models "$@" \
-    --variant "${VARIANT:-bf16=--trainer.precision bf16-mixed}" 2>&1 | tee -a "$OUT/speed.log"
+    --variant "${VARIANT:-bf16=--trainer.precision bf16-mixed}" \
+    --variant 'one_step=--trainer.precision bf16-mixed --model.init_args.steps_per_batch 1' 2>&1 | tee -a "$OUT/speed.log"
 }
 
 overhead() {
   machine | tee "$OUT/overhead.log"
   timeout "${OVERHEAD_TIMEOUT:-560}" $py benchmarks/overhead.py --device cuda --data-dir data \
-    --repeats "${REPEATS:-5}" --models "${@:-LeNet}" --sides bare ours stock lean 2>&1 | tee -a "$OUT/overhead.log"
+    --repeats "${REPEATS:-5}" --models "${@:-LeNet}" --sides bare ours ours1 lean 2>&1 | tee -a "$OUT/overhead.log"
 }
 
 resume() {

@@ -8,6 +8,8 @@ Three sides, alternated in fresh processes on the same machine, medians over ``-
           no logging, no metrics;
     ours  ``python -m cnn_lightning fit --config <model>.yaml`` as a user runs it (logger, progress bar,
           checkpoints, dashboards, metrics), validation off;
+    ours1 (asked for with ``--sides``) ``ours`` with one optimizer step per Lightning batch
+          (``--model.init_args.steps_per_batch 1``), the path before chunked steps;
     lean  the same model and data module through a plain ``Trainer`` with the logger, progress bar, model summary,
           checkpointing and every optional callback off;
     stock (asked for with ``--sides``) ``ours`` with what the project's step cuts and process settings replace put
@@ -47,7 +49,7 @@ from throughput import CONFIGS, REPO, sync  # benchmarks/ is the script's folder
 from cnn_lightning.memory.host_memory import HUGE_PAGES_SETTING, page_faults
 
 STEPS = {"LeNet": (20, 150), "ResNet": (2, 6)}  # (warm-up, timed) batches on CPU; a GPU takes 10× the timed
-SIDES = ("bare", "ours", "lean", "stock")
+SIDES = ("bare", "ours", "ours1", "lean", "stock")
 
 
 def build(name: str, device: str, data_dir: str, extra: list[str], batch_size: int | None):
@@ -113,28 +115,44 @@ def as_lightning_ships(trainer) -> None:
 
 
 def fit_child(
-    name: str, device: str, data_dir: str, warmup: int, steps: int, batch_size: int | None, side: str
+    name: str,
+    device: str,
+    data_dir: str,
+    warmup: int,
+    steps: int,
+    batch_size: int | None,
+    side: str,
+    steps_per_batch: int | None = None,
 ) -> dict:
     import lightning as L
 
     class StepTimer(L.Callback):
+        """From the first batch at or past ``warmup`` optimizer steps to the first at or past ``warmup + steps``:
+        optimizer steps, not batches, which a chunk of steps (training/chunked_steps.py) holds several of."""
+
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-            if batch_idx == warmup:
+            if trainer.global_step >= warmup and not hasattr(self, "start"):
                 sync(device)
-                self.start, self.faults = time.perf_counter(), page_faults()
+                self.start, self.first, self.faults = time.perf_counter(), trainer.global_step, page_faults()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-            if batch_idx == warmup + steps - 1:
+            if hasattr(self, "start") and not hasattr(self, "rate") and trainer.global_step >= warmup + steps:
                 sync(device)
-                self.rate, self.batch = steps * len(batch[1]) / (time.perf_counter() - self.start), len(batch[1])
-                self.faults = (page_faults() - self.faults) / steps
+                done, self.batch = trainer.global_step - self.first, trainer.datamodule.batch_size
+                self.rate = done * self.batch / (time.perf_counter() - self.start)
+                self.faults = (page_faults() - self.faults) / done
 
     timer = StepTimer()
     if side != "stock":  # as python -m cnn_lightning does at its start; stock keeps glibc's and PyTorch's defaults
         from cnn_lightning.process import configure_process
 
         configure_process()
-    cli = build(name, device, data_dir, ["--trainer.max_steps", str(warmup + steps)], batch_size)
+    extra = ["--trainer.max_steps", str(warmup + steps)]
+    if side == "ours1":  # the path before chunked steps: one optimizer step per Lightning batch
+        extra += ["--model.init_args.steps_per_batch", "1"]
+    elif steps_per_batch:
+        extra += ["--model.init_args.steps_per_batch", str(steps_per_batch)]
+    cli = build(name, device, data_dir, extra, batch_size)
     trainer = cli.trainer
     if side == "stock":
         as_lightning_ships(trainer)
@@ -155,6 +173,7 @@ def run_child(side: str, name: str, args: argparse.Namespace, warmup: int, steps
     command = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--models", name]
     command += ["--device", args.device, "--clock", args.clock]
     command += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+    command += ["--steps-per-batch", str(args.steps_per_batch)] if args.steps_per_batch else []
     command += ["--data-dir", str(Path(args.data_dir).resolve()), "--warmup", str(warmup), "--steps", str(steps)]
     os.makedirs(args.workdir, exist_ok=True)
     # As python -m cnn_lightning sets it before torch loads (process.py); stock gets PyTorch's default.
@@ -174,6 +193,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int)
     parser.add_argument("--batch-size", type=int, help="the per-step tax shows at small ones")
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--steps-per-batch", type=int, help="ours and lean: optimizer steps per Lightning batch")
     parser.add_argument("--workdir", default="/tmp/cnn_lightning_overhead", help="where the children run")
     parser.add_argument("--sides", nargs="+", default=["bare", "ours", "lean"], choices=SIDES)
     parser.add_argument("--clock", default="wall", choices=["wall", "thread"], help="thread: main thread's CPU time")
@@ -195,7 +215,8 @@ def main() -> None:
         if args.child == "bare":
             result = bare_child(name, args.device, args.data_dir, args.warmup, args.steps, args.batch_size)
         else:
-            result = fit_child(name, args.device, args.data_dir, args.warmup, args.steps, args.batch_size, args.child)
+            result = fit_child(name, args.device, args.data_dir, args.warmup, args.steps, args.batch_size, args.child,
+                               args.steps_per_batch)  # fmt: skip
         print(json.dumps(result))
         return
     from cnn_lightning.data.fashion_mnist import DEBIAN_DIR, prepare_raw_files

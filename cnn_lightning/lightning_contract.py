@@ -31,6 +31,12 @@ def completed_train_batches(trainer: L.Trainer) -> int:
     return trainer.fit_loop.epoch_loop.batch_progress.current.completed
 
 
+def processed_train_batches(trainer: L.Trainer) -> int:
+    """Training batches of the current epoch trained so far, the one ending included (from ``on_train_batch_end``:
+    a chunk of optimizer steps counts as its batches)."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+
 def subcommand_parser(cli: LightningCLI, subcommand: str) -> Any:
     """The jsonargparse parser LightningCLI built for ``subcommand`` (``fit``, ``predict``, ...): its options name
     what the command accepts. LightningCLI keeps it in an attribute it does not document."""
@@ -50,3 +56,29 @@ def format_summary_table(*args: Any) -> str:
     from lightning.pytorch.utilities.model_summary.model_summary import _format_summary_table
 
     return _format_summary_table(*args)
+
+
+def count_chunk_as_steps(trainer: L.Trainer, extra_steps: int) -> None:
+    """Count a training batch that ran ``extra_steps + 1`` optimizer steps (a chunk) as that many batches: the fit
+    loop's batch counters (resume position, ``limit_train_batches``, the epoch's end), the logging step
+    (``_batches_that_stepped``: scalars plotted against optimizer steps) and the automatic-optimization step count
+    (so a checkpoint resumes the same ``global_step`` whether or not the next run chunks its steps)."""
+    loop = trainer.fit_loop.epoch_loop
+    if extra_steps:
+        loop.batch_progress.increment_by(extra_steps, is_last_batch=loop.batch_progress.is_last_batch)
+        loop._batches_that_stepped += extra_steps
+    automatic = loop.automatic_optimization.optim_progress.optimizer.step.total
+    automatic.ready = automatic.completed = loop.manual_optimization.optim_step_progress.total.completed
+
+
+def adopt_optimizer_steps(trainer: L.Trainer) -> None:
+    """Before a fit switches to manual optimization (chunked steps): ``global_step`` then counts the manual loop's
+    steps, which a checkpoint of an automatic-optimization run left at 0; start them where the run stands."""
+    loop = trainer.fit_loop.epoch_loop
+    manual = loop.manual_optimization.optim_step_progress.total
+    manual.ready = manual.completed = max(manual.completed, loop.automatic_optimization.optim_progress.optimizer_steps)
+
+
+def checkpoint_step_interval(callback: Any) -> int:
+    """A ``ModelCheckpoint``'s ``every_n_train_steps`` (kept in an attribute it does not document)."""
+    return int(getattr(callback, "_every_n_train_steps", 0) or 0)

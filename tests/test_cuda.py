@@ -1,6 +1,6 @@
 """The CUDA paths, on a GPU only (CI has none; run on a lent GPU machine): every config trains there, the on-device
 resize equals the CPU's, the steady-state training step never waits on the host, and the divergence guard, which
-reads its flags without blocking there, still stops the run before a bad checkpoint is written."""
+reads its flags without blocking there, still stops the run before a bad checkpoint is written; chunked steps too."""
 
 from __future__ import annotations
 
@@ -45,35 +45,54 @@ def test_resize_on_cuda_equals_the_cpu(data_dir: Path, size: int) -> None:
 
 
 class SyncWatch(L.Callback):
-    """Makes every host synchronization an error from ``first`` to ``last`` training batch (hooks included), so the
-    test's traceback names the line that synchronized."""
+    """Makes every host synchronization an error from optimizer step ``first`` to ``last`` (hooks included, counted
+    in steps, which a chunk of steps holds several of), so the test's traceback names the line that synchronized."""
 
     def __init__(self, first: int, last: int) -> None:
         self.first, self.last = first, last
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
-        if batch_idx == self.first:
+        if self.first <= trainer.global_step < self.last:
             torch.cuda.set_sync_debug_mode("error")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
-        if args[-1] == self.last:
+        if trainer.global_step >= self.last:
             torch.cuda.set_sync_debug_mode("default")
 
 
+@pytest.mark.parametrize("steps_per_batch", [1, 8], ids=["one-step", "chunked"])
 @pytest.mark.parametrize("model_class", [LeNet, ResNet])
-def test_steady_state_training_step_never_syncs(model_class: type, data_dir: Path, tmp_path: Path) -> None:
-    """Between logged steps and checkpoints, nothing in a step (loss guard, metrics, callbacks, logging, data)
-    makes the host wait for the GPU."""
+def test_steady_state_training_step_never_syncs(
+    model_class: type, steps_per_batch: int, data_dir: Path, tmp_path: Path
+) -> None:
+    """Between logged steps and checkpoints, nothing in a step or a chunk of steps (loss guard, metrics, callbacks,
+    logging, data) makes the host wait for the GPU."""
     trainer = L.Trainer(accelerator="cuda", devices=1, max_steps=40, limit_val_batches=0, log_every_n_steps=50,
                         default_root_dir=tmp_path, callbacks=[*default_callbacks(), SyncWatch(5, 30)],
                         enable_checkpointing=False)  # fmt: skip
     size = 28 if model_class is LeNet else 96
     data = FashionMNISTDataModule(data_dir=str(data_dir), download=False, resize=size, batch_size=64)
     try:
-        trainer.fit(model_class(input_size=size), datamodule=data)
+        trainer.fit(model_class(input_size=size, steps_per_batch=steps_per_batch), datamodule=data)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert trainer.global_step == 40
+    assert trainer.global_step == 40 and trainer.lightning_module.steps_per_batch == steps_per_batch
+
+
+def test_chunked_steps_on_cuda_train_the_weights_of_one_step_per_batch(data_dir: Path, tmp_path: Path) -> None:
+    """The same arithmetic on the GPU, to rounding (cuDNN may pick other kernels between two fits)."""
+    weights = []
+    for steps_per_batch in (1, 8):
+        trainer = L.Trainer(accelerator="cuda", devices=1, max_epochs=2, limit_train_batches=13, limit_val_batches=0,
+                            precision="32-true", logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, default_root_dir=tmp_path)  # fmt: skip
+        L.seed_everything(0)
+        model = LeNetBN(steps_per_batch=steps_per_batch)
+        trainer.fit(model, datamodule=FashionMNISTDataModule(data_dir=str(data_dir), download=False, batch_size=64))
+        assert trainer.global_step == 26
+        weights.append({name: value.cpu() for name, value in model.state_dict().items()})
+    for name in weights[0]:
+        torch.testing.assert_close(weights[1][name], weights[0][name], rtol=1e-3, atol=1e-4, msg=name)
 
 
 def test_divergence_guard_on_cuda_keeps_the_last_good_checkpoint(data_dir: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from cnn_lightning.lightning_contract import (
     HOOK_NAME_ATTRIBUTE,
     completed_train_batches,
     format_summary_table,
+    processed_train_batches,
     rebuild_train_loader,
     subcommand_parser,
 )
@@ -46,10 +47,37 @@ def test_lightning_internals_we_use_behave_as_expected(data_dir: Path, tmp_path:
     trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=0, accelerator="cpu", logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, default_root_dir=tmp_path,
                         callbacks=[probe])  # fmt: skip
-    trainer.fit(LeNet(), datamodule=FashionMNISTDataModule(data_dir=str(data_dir), batch_size=32, download=False))
+    data = FashionMNISTDataModule(data_dir=str(data_dir), batch_size=32, download=False)
+    trainer.fit(LeNet(steps_per_batch=1), datamodule=data)
     assert probe.sizes == [8] * 6  # the rebuilt loader took the new batch size
     assert probe.completed == [(0, 0), (1, 1), (2, 2)] * 2  # completed batches of the current epoch
     assert probe.hook_names == {"on_train_batch_start"}  # the hook Lightning is calling, under the name we speed up
+
+
+class ChunkProbe(L.Callback):
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int, int, int]] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        loop = trainer.fit_loop.epoch_loop
+        self.seen.append((batch_idx, processed_train_batches(trainer), trainer.global_step, loop._batches_that_stepped))
+
+
+def test_a_chunk_counts_as_the_batches_and_steps_it_ran(data_dir: Path, tmp_path: Path) -> None:
+    """count_chunk_as_steps and adopt_optimizer_steps: batch progress, the logging step and both optimizations' step
+    counts advance by the chunk's steps; a later fit without chunks starts from the same global_step."""
+    probe = ChunkProbe()
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=10, limit_val_batches=0, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, default_root_dir=tmp_path,
+                        callbacks=[probe])  # fmt: skip
+    data = FashionMNISTDataModule(data_dir=str(data_dir), batch_size=16, download=False)
+    model = LeNet(steps_per_batch=4)
+    trainer.fit(model, datamodule=data)
+    # (first batch of the chunk, batches processed, global_step, logging step before Lightning adds the chunk's 1)
+    assert probe.seen == [(0, 4, 4, 3), (4, 8, 8, 7), (8, 10, 10, 9)]
+    loop = trainer.fit_loop.epoch_loop
+    assert loop.automatic_optimization.optim_progress.optimizer_steps == 10 and loop._batches_that_stepped == 10
+    assert model.automatic_optimization  # switched back at the fit's end: a later fit decides afresh
 
 
 def test_each_subcommand_parser_is_reachable() -> None:

@@ -193,12 +193,21 @@ class Dashboards(Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if self._inputs_logged:
-            return
+        # The batch has been through on_after_batch_transfer: these are the resized images the model sees. A chunk
+        # of steps (training/chunked_steps.py) arrives as stored (uint8) and each of its batches is prepared as it
+        # is trained: its first one is shown at the chunk's end.
+        if not self._inputs_logged and batch[0].dtype != torch.uint8:
+            self._log_inputs(trainer, batch[0])
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        first = getattr(trainer.datamodule, "first_training_batch", None)
+        if not self._inputs_logged and first is not None:
+            self._log_inputs(trainer, first)
+
+    def _log_inputs(self, trainer: L.Trainer, images: torch.Tensor) -> None:
         self._inputs_logged = True
         if (writer := self._tensorboard(trainer)) is not None:
-            # The batch has been through on_after_batch_transfer: these are the resized images the model sees.
-            images = batch[0][: self.num_images].detach().float().cpu().contiguous()
+            images = images[: self.num_images].detach().float().cpu().contiguous()
             augmentation = getattr(trainer.datamodule, "augmentation", None)
             if augmentation is not None and augmentation.normalize:
                 images = images * FASHION_MNIST_STD + FASHION_MNIST_MEAN

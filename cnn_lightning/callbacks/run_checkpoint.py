@@ -45,6 +45,7 @@ class RunCheckpoint(ModelCheckpoint):
         )
         self.last_every_n_steps = last_every_n_steps or 0
         self._last_saved_step = -1
+        self._previous_step = 0  # global_step at the previous batch's end (a resumed run's step at its start)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -54,9 +55,15 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
-        step = trainer.global_step
-        if self.last_every_n_steps and step % self.last_every_n_steps == 0 and step != self._last_saved_step:
+        # Due when a multiple of last_every_n_steps was reached since the last save: a chunk of optimizer steps
+        # (training/chunked_steps.py) may pass it rather than end on it.
+        every, previous, self._previous_step = self.last_every_n_steps, self._previous_step, trainer.global_step
+        if every and trainer.global_step // every > previous // every:
             self._save_last(trainer)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._previous_step = trainer.global_step
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.fast_dev_run:  # a smoke test leaves no checkpoint behind (Lightning saves last.ckpt here)

@@ -40,7 +40,7 @@ class ExamplesPerSecond(Callback):
         self.samples = self.batches = 0
         self.elapsed = 0.0
         self._start: float | None = None
-        self._steps_measured = -1
+        self._previous_step = -1
         self._batches_measured = self._samples_measured = 0
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -51,7 +51,8 @@ class ExamplesPerSecond(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.samples = self.batches = self._batches_measured = self._samples_measured = 0
-        self.elapsed, self._steps_measured = 0.0, -1
+        self.elapsed = 0.0
+        self._previous_step = trainer.global_step  # where this fit starts: 0, or a resumed run's step
         self.throughput.reset()
         self._start = time.perf_counter()
 
@@ -60,8 +61,10 @@ class ExamplesPerSecond(Callback):
     ) -> None:
         self.samples += batch_examples(batch)
         self.batches += 1
-        step = trainer.global_step
-        if step != self._steps_measured and step % trainer.log_every_n_steps == 0:
+        # Due when a multiple of log_every_n_steps was reached since the last measurement: a chunk of optimizer steps
+        # (training/chunked_steps.py) may pass it rather than end on it.
+        every, previous, self._previous_step = trainer.log_every_n_steps, self._previous_step, trainer.global_step
+        if every and trainer.global_step // every > previous // every:
             self._measure(trainer, pl_module, log=True)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -91,7 +94,6 @@ class ExamplesPerSecond(Callback):
             flops=None if flops is None else flops * examples,
         )
         self._batches_measured, self._samples_measured = self.batches, self.samples
-        self._steps_measured = trainer.global_step
         if log and trainer.loggers:
             metrics = {f"train/{name}": value for name, value in self.throughput.compute().items()}
             for logger in trainer.loggers:

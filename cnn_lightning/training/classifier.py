@@ -13,12 +13,13 @@ from torch import nn
 from cnn_lightning.errors import ConfigError, DivergenceError, InputSizeError, require_positive
 from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE
 from cnn_lightning.scratch.shapes import output_shape, training_flops
+from cnn_lightning.training.chunked_steps import start_chunked_steps, stop_chunked_steps, train_chunk
 from cnn_lightning.training.epoch_metrics import EpochMetrics
 from cnn_lightning.training.finite_loss_guard import SCALER_SKIPS_ALLOWED, FiniteLossGuard
 from cnn_lightning.training.optimization import (
     Schedule,
     describe_schedule,
-    divergence_advice,
+    divergence_message,
     parameter_groups,
     trainer_schedule,
 )
@@ -52,6 +53,8 @@ class Classifier(L.LightningModule):
         compile: ``torch.compile`` the network at fit start (compiles in place: checkpoints stay compatible);
             a string picks the mode, e.g. ``reduce-overhead`` (CUDA graphs: fewer kernel launches per step).
         label_smoothing: of the cross-entropy criterion shared by training, validation and test (the book: 0).
+        steps_per_batch: optimizer steps per Lightning batch (chunked steps, the same arithmetic with Lightning's
+            per-batch loop paid once per chunk: training/chunked_steps.py); ``None``: the measured default, 1: off.
     """
 
     #: The network's facts (book section, size, parameters, accuracy, classes): each architecture's models.record
@@ -77,12 +80,14 @@ class Classifier(L.LightningModule):
         channels_last: bool | None = None,
         compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = False,
         label_smoothing: float = 0.0,
+        steps_per_batch: int | None = None,
     ) -> None:
         super().__init__()
         require_positive(lr, name="The learning rate", flag="--model.init_args.lr")
         require_positive(momentum, name="Momentum", flag="--model.init_args.momentum", allow_zero=True)
         require_positive(weight_decay, name="Weight decay", flag="--model.init_args.weight_decay", allow_zero=True)
         require_positive(input_size, name="The input size", flag="--model.init_args.input_size")
+        require_positive(steps_per_batch, name="Steps per batch", flag="--model.init_args.steps_per_batch")
         require_positive(warmup_epochs, name="The warm-up", flag="--model.init_args.warmup_epochs", allow_zero=True)
         if nesterov and not momentum:
             raise ConfigError("Nesterov momentum needs momentum > 0. Set --model.init_args.momentum (e.g. 0.9).")
@@ -102,6 +107,7 @@ class Classifier(L.LightningModule):
         self.optimizer_source = "model"  # "cli" once LightningCLI's optimizer: replaced the model's SGD
         self.schedule_source: str | None = None  # "model" (lr_schedule), "cli" (lr_scheduler:) or None
         self._compiled = False
+        self.steps_per_batch = 1  # what the fit runs (on_train_start decides)
         self.train_metrics, self.val_metrics, self.test_metrics = (EpochMetrics(num_classes) for _ in range(3))
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -201,36 +207,22 @@ class Classifier(L.LightningModule):
         for name, value in getattr(self, f"{stage}_metrics").compute().items():
             self.log(f"{stage}/{name}", value, prog_bar=True)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def on_train_start(self) -> None:
+        self.steps_per_batch = start_chunked_steps(self, self.hparams.steps_per_batch)
+
+    def on_train_end(self) -> None:
+        stop_chunked_steps(self)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        if not self.automatic_optimization:  # a chunk: several optimizer steps (training/chunked_steps.py)
+            return train_chunk(self, batch, batch_idx)
         loss = self._shared_step(batch, "train")
         self.loss_guard.check(loss, batch_idx, epoch=self.current_epoch, step=self.global_step)
         return loss
 
     def _diverged(self, loss: float, epoch: int, step: int, batch_idx: int) -> None:
         """Stop the run, naming where the loss went non-finite; the checkpoints on disk predate it."""
-        optimizer = self.trainer.optimizers[0] if self._trainer and self.trainer.optimizers else None
-        checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") if self._trainer else ""
-        skips = self.loss_guard.skips_allowed  # 16-mixed: so many skipped steps in a row are no fp16 overflow
-        after = f", after {skips} steps in a row the gradient scaler skipped" if skips else ""
-        where = f"epoch {epoch}, global step {step} (batch {batch_idx}){after}"
-        raise DivergenceError(
-            f"Training diverged: the loss became {loss} at {where}. "
-            + self._divergence_advice(optimizer)
-            + (f" The last checkpoint, from before this step, is intact: {checkpoint}" if checkpoint else "")
-        )
-
-    def _divergence_advice(self, optimizer: torch.optim.Optimizer | None) -> str:
-        """What to lower, in the flags of the optimizer and schedule actually running."""
-        schedulers = self.trainer.lr_scheduler_configs if self._trainer else []
-        own = (self.hparams.lr_schedule, self.hparams.warmup_epochs) if self.schedule_source == "model" else None
-        scheduler = schedulers[0].scheduler if schedulers else None
-        return divergence_advice(
-            optimizer,
-            from_cli=self.optimizer_source == "cli",
-            model_lr=self.hparams.lr,
-            scheduler=scheduler,
-            schedule=own,
-        )
+        raise DivergenceError(divergence_message(self, loss, epoch=epoch, step=step, batch_idx=batch_idx))
 
     def on_train_epoch_end(self) -> None:
         self.loss_guard.flush()

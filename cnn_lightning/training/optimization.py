@@ -146,3 +146,27 @@ def divergence_advice(
         f"schedule at this step; try {flag} {peak / 10:g} or a longer warm-up "
         f"(--model.init_args.warmup_epochs {max(1.0, 2 * warmup_epochs):g})."
     )
+
+
+def divergence_message(module: Any, loss: float, *, epoch: int, step: int, batch_idx: int) -> str:
+    """The one line a diverged run ends with: where, what to lower (in the flags of what ran), the intact checkpoint."""
+    trainer = module._trainer
+    optimizer = trainer.optimizers[0] if trainer and trainer.optimizers else None
+    checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") if trainer else ""
+    skips = module.loss_guard.skips_allowed  # 16-mixed: so many skipped steps in a row are no fp16 overflow
+    after = f", after {skips} steps in a row the gradient scaler skipped" if skips else ""
+    schedulers = trainer.lr_scheduler_configs if trainer else []
+    hp = module.hparams
+    own = (hp.lr_schedule, hp.warmup_epochs) if module.schedule_source == "model" else None
+    advice = divergence_advice(
+        optimizer,
+        from_cli=module.optimizer_source == "cli",
+        model_lr=hp.lr,
+        scheduler=schedulers[0].scheduler if schedulers else None,
+        schedule=own,
+    )
+    return (
+        f"Training diverged: the loss became {loss} at epoch {epoch}, global step {step} (batch {batch_idx}){after}. "
+        + advice
+        + (f" The last checkpoint, from before this step, is intact: {checkpoint}" if checkpoint else "")
+    )

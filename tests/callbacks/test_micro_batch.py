@@ -224,11 +224,12 @@ class LimitedDenseNet(DenseNet):
         self.plain, self.recomputed = plain, recomputed
         self.batch_sizes: list[int] = []
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        self.batch_sizes.append(len(batch[1]))
-        if len(batch[1]) > (self.recomputed if self.memory_efficient else self.plain):
-            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes")
-        return super().training_step(batch, batch_idx)
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        if stage == "train":  # each optimizer step's batch, inside a chunk of steps too
+            self.batch_sizes.append(len(batch[1]))
+            if len(batch[1]) > (self.recomputed if self.memory_efficient else self.plain):
+                raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes")
+        return super()._shared_step(batch, stage)
 
 
 @pytest.mark.parametrize(

@@ -59,13 +59,14 @@ def test_resume_at_epoch_boundary_is_exact(straight: dict, data_dir: Path, tmp_p
 
 
 class TerminateAt(L.Callback):
-    """Sends this process SIGTERM after optimizer step ``step``, as a cluster's scheduler or ``kill`` would."""
+    """Sends this process SIGTERM during optimizer step ``step``, as a cluster's scheduler or ``kill`` would: in the
+    middle of a chunk of steps (training/chunked_steps.py), which stops after it."""
 
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
-        if trainer.global_step == self.step:
+    def on_before_optimizer_step(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == self.step - 1:
             signal.raise_signal(signal.SIGTERM)
 
 

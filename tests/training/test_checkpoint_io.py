@@ -19,8 +19,8 @@ class FillDiskAt(L.Callback):
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step == self.step:
+    def on_before_optimizer_step(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step - 1:  # during step ``step``: inside a chunk of steps too
             SmallDisk(Path.cwd()).fill()
 
 

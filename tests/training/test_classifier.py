@@ -163,21 +163,29 @@ class HostReads(TorchFunctionMode):
 
 
 class WatchSteps(L.Callback):
-    """Records host reads from the start of batch ``first`` to the end of batch ``last``, hooks included."""
+    """Records host reads from the first batch starting at or past optimizer step ``first`` to the first ending at or
+    past ``last``, hooks included (a chunk of steps holds several; ``steps`` says how many were watched)."""
 
     def __init__(self, first: int, last: int) -> None:
         self.first, self.last, self.mode = first, last, HostReads()
+        self.started: int | None = None
+        self.steps = 0
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
-        if batch_idx == self.first:
+        if self.started is None and trainer.global_step >= self.first:
+            self.started = trainer.global_step
             self.mode.__enter__()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
-        if args[-1] == self.last:
+        if self.started is not None and not self.steps and trainer.global_step >= self.last:
+            self.steps = trainer.global_step - self.started
             self.mode.__exit__(None, None, None)
 
 
-def test_steady_state_steps_read_nothing_back_to_python(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("steps_per_batch", [1, 4], ids=["one-step", "chunked"])
+def test_steady_state_steps_read_nothing_back_to_python(
+    data_dir: Path, tmp_path: Path, monkeypatch, steps_per_batch: int
+) -> None:
     """Between logged steps and checkpoints a training step, with every default callback, the logger and the
     progress bar, reads no tensor value into Python (on a GPU each read would wait for it) and updates no metric.
     The one read is the divergence guard's check on the CPU, where it costs nothing; on CUDA it reads its flags late."""
@@ -186,13 +194,16 @@ def test_steady_state_steps_read_nothing_back_to_python(data_dir: Path, tmp_path
     for metric in (MulticlassAccuracy, MeanMetric):  # patched before the model binds them
         monkeypatch.setattr(metric, "update", counted(metric.update, updates))
     cli = make_cli(["--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.max_steps", "32",
-                    "--trainer.limit_val_batches", "0", "--data.batch_size", "32"], run=False)  # fmt: skip
+                    "--trainer.limit_val_batches", "0", "--data.batch_size", "32",
+                    "--model.init_args.steps_per_batch", str(steps_per_batch)], run=False)  # fmt: skip
     watch = WatchSteps(5, 30)
     cli.trainer.callbacks.append(watch)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     reads = [read for read in watch.mode.reads if "(check)" not in read or "finite_loss_guard.py" not in read]
     assert not reads, reads
-    assert sum("finite_loss_guard.py" in read for read in watch.mode.reads) == 26  # one guard check a step, no more
+    assert watch.steps >= 20 and cli.model.steps_per_batch == steps_per_batch
+    # one guard check a step, no more
+    assert sum("finite_loss_guard.py" in read for read in watch.mode.reads) == watch.steps
     # torchmetrics takes the epoch's 32 batches in one update each at its end, not one per step (0.5 ms a step)
     assert updates == {"MulticlassAccuracy": 1, "MeanMetric": 1}, updates
 

@@ -16,7 +16,7 @@ from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.errors import ConfigError
 from cnn_lightning.models import LeNetBN, ResNet
 from cnn_lightning.runs import load_checkpoint
-from cnn_lightning.training.optimization import WARMUP_START_FACTOR
+from cnn_lightning.training.optimization import WARMUP_START_FACTOR, divergence_message
 
 RECIPES = ["recipes/lenet_bn", "recipes/resnet", "recipes/densenet", "recipes/googlenet"]
 
@@ -46,11 +46,17 @@ def test_label_smoothing_is_the_smoothed_cross_entropy() -> None:
 
 
 class LearningRates(L.Callback):
+    """The learning rate each batch starts with (a chunk of steps is one batch) and each optimizer step uses."""
+
     def __init__(self) -> None:
         self.rates: list[float] = []
+        self.step_rates: list[float] = []
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
         self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, *args: Any) -> None:
+        self.step_rates.append(trainer.optimizers[0].param_groups[0]["lr"])
 
 
 def _fit(data_dir: Path, tmp_path: Path, model: L.LightningModule, *, epochs: int, batches: int, **trainer: Any):
@@ -60,13 +66,15 @@ def _fit(data_dir: Path, tmp_path: Path, model: L.LightningModule, *, epochs: in
     settings["callbacks"] = [rates, *settings.get("callbacks", [])]
     fit = L.Trainer(max_epochs=epochs, limit_train_batches=batches, **settings)
     fit.fit(model, datamodule=FashionMNISTDataModule(data_dir=str(data_dir), batch_size=32))
-    return fit, rates.rates
+    return fit, rates
 
 
 def test_warmup_then_cosine_steps_after_every_optimizer_step(data_dir: Path, tmp_path: Path) -> None:
     peak, epochs, batches = 0.4, 3, 4
     model = LeNetBN(lr=peak, momentum=0.9, lr_schedule="cosine", warmup_epochs=1)
-    _, rates = _fit(data_dir, tmp_path, model, epochs=epochs, batches=batches)
+    trainer, rates = _fit(data_dir, tmp_path, model, epochs=epochs, batches=batches)
+    assert trainer.lightning_module.steps_per_batch > 1  # the schedule steps inside chunks of optimizer steps
+    rates = rates.step_rates
     warmup, total = batches, epochs * batches
     expected = [peak * (WARMUP_START_FACTOR + (1 - WARMUP_START_FACTOR) * step / warmup) for step in range(warmup)]
     expected += [peak * (1 + math.cos(math.pi * (s - warmup) / (total - warmup))) / 2 for s in range(warmup, total)]
@@ -77,6 +85,7 @@ def test_onecycle_counts_optimizer_steps_not_batches(data_dir: Path, tmp_path: P
     """With accumulation 2 the schedule spans the optimizer steps (estimated_stepping_batches), not batches."""
     model = LeNetBN(lr=0.5, lr_schedule="onecycle")
     trainer, rates = _fit(data_dir, tmp_path, model, epochs=2, batches=8, accumulate_grad_batches=2)
+    rates = rates.rates
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     assert scheduler.total_steps == 8 and trainer.global_step == 8
     assert 0.45 < max(rates) <= 0.5 and rates[0] < 0.05 and rates[-1] < 0.05  # up to the peak lr and down
@@ -112,11 +121,12 @@ def test_divergence_advice_names_the_optimizer_and_schedule_in_use(
             "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1", "--trainer.logger", "false",
             "--data.data_dir", str(data_dir), "--trainer.accelerator", "cpu"]  # fmt: skip
     cli = make_cli([*base, "--model.init_args.lr_schedule", "cosine", "--model.init_args.warmup_epochs", "1"])
-    advice = cli.model._divergence_advice(cli.trainer.optimizers[0])
+    advice = divergence_message(cli.model, float("nan"), epoch=1, step=5, batch_idx=2)
+    assert "epoch 1, global step 5 (batch 2)" in advice
     assert "--model.init_args.lr 0.1" in advice and "warm-up (1 epochs) then cosine decay" in advice
     assert "--model.init_args.warmup_epochs 2" in advice
     cli = make_cli([*base, "--optimizer", "AdamW", "--optimizer.lr", "0.003"])
-    advice = cli.model._divergence_advice(cli.trainer.optimizers[0])
+    advice = divergence_message(cli.model, float("nan"), epoch=1, step=5, batch_idx=2)
     assert "AdamW" in advice and "--optimizer.lr 0.0003" in advice and "--model.init_args.lr" not in advice
 
 

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
+from cnn_lightning.lightning_contract import processed_train_batches
+
 
 class SteadyProgressBar(TQDMProgressBar):
     """Lightning's tqdm bar, redrawn at most every ``min_interval`` seconds (as tqdm itself paces ``update``) and on
@@ -28,6 +30,8 @@ class SteadyProgressBar(TQDMProgressBar):
     BAR_FORMAT = "{desc} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}"
     # The logged metrics the bar shows, in this order (not v_num: the run's folder says the version).
     SHORT_NAMES: ClassVar[dict[str, str]] = {"train/loss": "loss", "train/acc": "acc", "val/acc": "val_acc"}
+    # It counts the batches a chunk of optimizer steps trained (training/chunked_steps.py), not Lightning's batches.
+    counts_chunked_steps = True
 
     def __init__(
         self, refresh_rate: int = 1, process_position: int = 0, leave: bool = False, min_interval: float = 0.1
@@ -68,12 +72,13 @@ class SteadyProgressBar(TQDMProgressBar):
             return True
         return False
 
-    # Each bar's per-batch hook runs only when a redraw is due; Lightning draws batch_idx + 1 as the count.
+    # Each bar's per-batch hook runs only when a redraw is due; Lightning draws batch_idx + 1 as the count. A chunk of
+    # optimizer steps (training/chunked_steps.py) counts as the batches it trained.
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:  # fmt: skip
-        self._trained = batch_idx + 1
-        if self._due(batch_idx + 1, self.total_train_batches):
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self._trained = processed_train_batches(trainer)
+        if self._due(self._trained, self.total_train_batches):
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, self._trained - 1)
 
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:  # fmt: skip
