@@ -144,16 +144,10 @@ class AutoMicroBatch(Callback):
             self._report(trainer, f"largest candidate kept, {why}")
             return
         trainer.accumulate_grad_batches = 1  # a trial's steps_per_trial optimizer steps = as many micro-batches
-        # The trials run one step per batch (training/chunked_steps.py): the finder takes the trainer's callbacks
-        # away while they run, so the model carries the mark.
-        pl_module.chunked_steps_paused = True
-        try:
-            if device.type == "cuda":
-                budget = self._search_cuda(trainer, pl_module, device)
-            else:
-                budget = self._search_cpu(trainer, pl_module)
-        finally:
-            pl_module.chunked_steps_paused = False
+        if device.type == "cuda":
+            budget = self._search_cuda(trainer, pl_module, device)
+        else:
+            budget = self._search_cpu(trainer, pl_module)
         self._report(trainer, f"largest to fit {budget / GiB:.2f} GiB on {device} after {self.headroom:.0%} headroom")
 
     def _report(self, trainer: L.Trainer, why: str) -> None:

@@ -65,10 +65,11 @@ def step_intervals(trainer: L.Trainer) -> set[int]:
 
 
 def start_chunked_steps(model: L.LightningModule, requested: int | None) -> int:
-    """At fit start: the optimizer steps each training batch runs (1: Lightning's usual loop), set up for the run."""
+    """At fit start (after the callbacks' own, so after AutoMicroBatch's search): the optimizer steps each training
+    batch runs (1: Lightning's usual loop), set up for the run."""
     trainer = model.trainer
     steps = DEFAULT_STEPS_PER_BATCH if requested is None else requested
-    if steps <= 1 or getattr(model, "chunked_steps_paused", False):  # AutoMicroBatch's trials: the fit after decides
+    if steps <= 1:
         return 1
     reason = why_not_chunked(trainer)
     intervals = step_intervals(trainer)
@@ -79,13 +80,19 @@ def start_chunked_steps(model: L.LightningModule, requested: int | None) -> int:
     if reason:
         rank_zero_info(f"Chunked steps off (one optimizer step per Lightning batch): {reason}.")
         return 1
-    adopt_optimizer_steps(trainer)
     model.automatic_optimization = False
     trainer.datamodule.steps_per_batch = steps
     rank_zero_info(
         f"Chunked steps: {steps} optimizer steps per Lightning batch (--model.init_args.steps_per_batch 1: one)."
     )
     return steps
+
+
+def resume_chunked_steps(model: L.LightningModule) -> None:
+    """At train start, the run's state restored: a checkpoint of one step per batch counted its steps in automatic
+    optimization, which manual optimization's ``global_step`` does not read; continue from them."""
+    if not model.automatic_optimization:
+        adopt_optimizer_steps(model.trainer)
 
 
 def stop_chunked_steps(model: L.LightningModule) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 from typing import Any, ClassVar, Literal
 
@@ -13,7 +14,7 @@ from torch import nn
 from cnn_lightning.errors import ConfigError, DivergenceError, InputSizeError, require_positive
 from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE
 from cnn_lightning.scratch.shapes import output_shape, training_flops
-from cnn_lightning.training.chunked_steps import start_chunked_steps, stop_chunked_steps, train_chunk
+from cnn_lightning.training import chunked_steps
 from cnn_lightning.training.epoch_metrics import EpochMetrics
 from cnn_lightning.training.finite_loss_guard import SCALER_SKIPS_ALLOWED, FiniteLossGuard
 from cnn_lightning.training.optimization import (
@@ -107,7 +108,7 @@ class Classifier(L.LightningModule):
         self.optimizer_source = "model"  # "cli" once LightningCLI's optimizer: replaced the model's SGD
         self.schedule_source: str | None = None  # "model" (lr_schedule), "cli" (lr_scheduler:) or None
         self._compiled = False
-        self.steps_per_batch = 1  # what the fit runs (on_train_start decides)
+        self.steps_per_batch = 1  # what the fit runs (on_fit_start decides)
         self.train_metrics, self.val_metrics, self.test_metrics = (EpochMetrics(num_classes) for _ in range(3))
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -207,15 +208,22 @@ class Classifier(L.LightningModule):
         for name, value in getattr(self, f"{stage}_metrics").compute().items():
             self.log(f"{stage}/{name}", value, prog_bar=True)
 
+    def on_fit_start(self) -> None:
+        # After the callbacks' (AutoMicroBatch's search, its accumulation set) and before the progress bar starts.
+        self.steps_per_batch = chunked_steps.start_chunked_steps(self, self.hparams.steps_per_batch)
+
     def on_train_start(self) -> None:
-        self.steps_per_batch = start_chunked_steps(self, self.hparams.steps_per_batch)
+        chunked_steps.resume_chunked_steps(self)
+        # Torch's, Lightning's and the CLI's objects outlive the run: out of the collector's sight (measurements.md)
+        gc.freeze()
 
     def on_train_end(self) -> None:
-        stop_chunked_steps(self)
+        gc.unfreeze()
+        chunked_steps.stop_chunked_steps(self)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         if not self.automatic_optimization:  # a chunk: several optimizer steps (training/chunked_steps.py)
-            return train_chunk(self, batch, batch_idx)
+            return chunked_steps.train_chunk(self, batch, batch_idx)
         loss = self._shared_step(batch, "train")
         self.loss_guard.check(loss, batch_idx, epoch=self.current_epoch, step=self.global_step)
         return loss
