@@ -67,6 +67,7 @@ CASES = {
         "--trainer.max_steps",
         "23",
     ],
+    "bf16-mixed": ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "9", "--trainer.precision", "bf16"],
     "an epoch schedule of the config": [
         "--trainer.max_epochs",
         "3",
