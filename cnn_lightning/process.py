@@ -10,7 +10,7 @@
 * TF32 tensor cores for float32 matrix products on CUDA GPUs (``torch.set_float32_matmul_precision("high")``):
   cuDNN already runs float32 convolutions on them by default; this lets the linear layers use them too. Set only on
   a machine with a CUDA GPU and only where the precision is PyTorch's default ``highest`` (a user's choice stays).
-* The libraries' known-harmless messages silenced by message and module (:mod:`cnn_lightning.commands.messages`).
+* The libraries' known-harmless messages silenced by message and module, never all warnings (:func:`quiet_known_noise`).
 * A process started for another (a ``tune`` trial: ``CNN_LIGHTNING_PARENT_PID`` set) ends with it: SIGTERM, which
   stops a fit after its batch with ``last.ckpt`` saved, when that parent dies, even by ``kill -9``.
 
@@ -20,9 +20,11 @@ set, are left as they are.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
+import warnings
 from dataclasses import dataclass
 
 from cnn_lightning.memory.host_memory import glibc, huge_pages_for_large_tensors, retain_freed_memory
@@ -75,7 +77,40 @@ def configure_process(*, retain_host_memory: bool = True, quiet: bool = True) ->
     if tf32:
         torch.set_float32_matmul_precision("high")
     if quiet:
-        from cnn_lightning.commands.messages import quiet_known_noise
-
         quiet_known_noise()
     return ProcessSettings(huge_pages=huge_pages, retained_host_memory=retained, tf32_matmul=tf32)
+
+
+# (message regex, category, module regex): each harmless and printed on every run.
+KNOWN_NOISE = (
+    (".*args parameter is intended to run from within Python.*", Warning, ""),
+    # predict's batches carry their own index (the CSV writer reads it): Lightning need not infer it.
+    ("Couldn't infer the batch indices fetched from your dataloader", Warning, "lightning"),
+    # validate/test/predict log into a subfolder of the checkpoint's run; its checkpoints stay where they are.
+    ("The dirpath has changed from", Warning, "lightning"),
+    # TensorBoard's graph needs torch.jit.trace (SummaryWriter.add_graph); no supported replacement exists yet.
+    (".*torch.jit.trace.*deprecated", FutureWarning, ""),
+    ("`torch.jit.trace` is not supported", Warning, ""),
+    # bf16 runs: the summary's size estimate counts float32 parameters, which is what they are.
+    ("Precision bf16-mixed is not supported by the model summary", Warning, "lightning"),
+    # Lightning 2.6 on torch >= 2.10: its own pytree helper, fixed upstream.
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", Warning, "lightning"),
+)
+
+
+class _DropLightningNotes(logging.Filter):
+    """Lightning advertises an optional cloud logger at the start and the end of every fit, and says why a fit
+    stopped on the progress bar's line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        # The closing line says that and how the fit ended; Lightning's own note would land on the bar's line.
+        return "litlogger" not in message and "`Trainer.fit` stopped:" not in message
+
+
+def quiet_known_noise() -> None:
+    """Silence exactly the messages in :data:`KNOWN_NOISE` and Lightning's two notes (:class:`_DropLightningNotes`)."""
+    for message, category, module in KNOWN_NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
+        logging.getLogger(name).addFilter(_DropLightningNotes())

@@ -1,13 +1,11 @@
-"""What a user sees: mistakes explained in one line that names the flag and the fix, and the known-harmless
-messages of the libraries silenced by message and module (never all warnings)."""
+"""What a user sees: mistakes explained in one line that names the flag and the fix (the known-harmless messages of
+the libraries are silenced once for the process: :func:`cnn_lightning.process.quiet_known_noise`)."""
 
 from __future__ import annotations
 
 import difflib
 import inspect
-import logging
 import re
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,40 +15,6 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from cnn_lightning.errors import ConfigError, UserFacingError, find_cause
 from cnn_lightning.models import MODELS
 from cnn_lightning.training.classifier import Classifier
-
-# (message regex, category, module regex): each harmless and printed on every run.
-KNOWN_NOISE = (
-    (".*args parameter is intended to run from within Python.*", Warning, ""),
-    # predict's batches carry their own index (the CSV writer reads it): Lightning need not infer it.
-    ("Couldn't infer the batch indices fetched from your dataloader", Warning, "lightning"),
-    # validate/test/predict log into a subfolder of the checkpoint's run; its checkpoints stay where they are.
-    ("The dirpath has changed from", Warning, "lightning"),
-    # TensorBoard's graph needs torch.jit.trace (SummaryWriter.add_graph); no supported replacement exists yet.
-    (".*torch.jit.trace.*deprecated", FutureWarning, ""),
-    ("`torch.jit.trace` is not supported", Warning, ""),
-    # bf16 runs: the summary's size estimate counts float32 parameters, which is what they are.
-    ("Precision bf16-mixed is not supported by the model summary", Warning, "lightning"),
-    # Lightning 2.6 on torch >= 2.10: its own pytree helper, fixed upstream.
-    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", Warning, "lightning"),
-)
-
-
-class _DropLightningNotes(logging.Filter):
-    """Lightning advertises an optional cloud logger at the start and the end of every fit, and says why a fit
-    stopped on the progress bar's line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        # The closing line says that and how the fit ended; Lightning's own note would land on the bar's line.
-        return "litlogger" not in message and "`Trainer.fit` stopped:" not in message
-
-
-def quiet_known_noise() -> None:
-    """Silence exactly the messages in :data:`KNOWN_NOISE` and Lightning's two notes (:class:`_DropLightningNotes`)."""
-    for message, category, module in KNOWN_NOISE:
-        warnings.filterwarnings("ignore", message=message, category=category, module=module)
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
-        logging.getLogger(name).addFilter(_DropLightningNotes())
 
 
 def explain(error: BaseException) -> UserFacingError | None:
