@@ -32,6 +32,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from torchvision.utils import make_grid
 
 from cnn_lightning.data.augmentation import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+from cnn_lightning.data.datamodule import INPUT_GRID_IMAGES
 
 SETUP_TAG = "run/setup"
 
@@ -100,7 +101,7 @@ class Dashboards(Callback):
         max_misclassified: misclassified test images in the ``test/misclassified`` grid.
     """
 
-    def __init__(self, num_images: int = 64, max_misclassified: int = 32) -> None:
+    def __init__(self, num_images: int = INPUT_GRID_IMAGES, max_misclassified: int = 32) -> None:
         super().__init__()
         self.num_images, self.max_misclassified = num_images, max_misclassified
         self.class_names: list[str] = []

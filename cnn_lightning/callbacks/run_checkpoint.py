@@ -13,6 +13,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from cnn_lightning.training.checkpoint_io import TMP_MARK
+from cnn_lightning.training.chunked_steps import passed_multiple
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -55,10 +56,8 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
-        # Due when a multiple of last_every_n_steps was reached since the last save: a chunk of optimizer steps
-        # (training/chunked_steps.py) may pass it rather than end on it.
-        every, previous, self._previous_step = self.last_every_n_steps, self._previous_step, trainer.global_step
-        if every and trainer.global_step // every > previous // every:
+        previous, self._previous_step = self._previous_step, trainer.global_step
+        if passed_multiple(previous, trainer.global_step, self.last_every_n_steps):
             self._save_last(trainer)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

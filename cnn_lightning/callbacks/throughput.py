@@ -11,6 +11,7 @@ from lightning.fabric.utilities.throughput import Throughput, get_available_flop
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
+from cnn_lightning.training.chunked_steps import passed_multiple
 from cnn_lightning.training.precision import compute_dtype
 
 
@@ -61,10 +62,8 @@ class ExamplesPerSecond(Callback):
     ) -> None:
         self.samples += batch_examples(batch)
         self.batches += 1
-        # Due when a multiple of log_every_n_steps was reached since the last measurement: a chunk of optimizer steps
-        # (training/chunked_steps.py) may pass it rather than end on it.
-        every, previous, self._previous_step = trainer.log_every_n_steps, self._previous_step, trainer.global_step
-        if every and trainer.global_step // every > previous // every:
+        previous, self._previous_step = self._previous_step, trainer.global_step
+        if passed_multiple(previous, trainer.global_step, trainer.log_every_n_steps):
             self._measure(trainer, pl_module, log=True)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

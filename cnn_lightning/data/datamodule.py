@@ -16,6 +16,8 @@ from cnn_lightning.data.resident_batches import TensorBatchLoader, resize_batch
 from cnn_lightning.errors import DataCorruptError, require_positive
 from cnn_lightning.lightning_contract import completed_train_batches
 
+INPUT_GRID_IMAGES = 64  # training images the dashboard's input grid shows (Dashboards' num_images by default)
+
 
 class FashionMNISTDataModule(L.LightningDataModule):
     """Fashion-MNIST (Xiao et al. 2017) for the book's classifiers: a seeded validation split of the 60k
@@ -173,6 +175,6 @@ class FashionMNISTDataModule(L.LightningDataModule):
         memory at a time."""
         for start in range(0, len(labels), self.batch_size):
             batch = self.augmentation(resize_batch(images[start : start + self.batch_size], self.resize))
-            if self.first_training_batch is None:  # a copy of its first 64 (the grid's), not the whole batch's memory
-                self.first_training_batch = batch[:64].clone()
+            if self.first_training_batch is None:  # a copy of the grid's images, not the whole batch's memory
+                self.first_training_batch = batch[:INPUT_GRID_IMAGES].clone()
             yield batch, labels[start : start + self.batch_size]

@@ -55,6 +55,12 @@ def why_not_chunked(trainer: L.Trainer) -> str | None:
     return None
 
 
+def passed_multiple(previous_step: int, step: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in ``(previous_step, step]``: something due every N optimizer steps is due
+    at a batch's end even when a chunk of steps passed the multiple rather than ended on it (``every`` 0: never)."""
+    return bool(every) and step // every > previous_step // every
+
+
 def step_intervals(trainer: L.Trainer) -> set[int]:
     """The intervals in optimizer steps at which checkpoints are due (``RunCheckpoint.last_every_n_steps``,
     ``ModelCheckpoint(every_n_train_steps)``): a chunk's length must divide each, so that each falls on a chunk's
