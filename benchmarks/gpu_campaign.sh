@@ -9,7 +9,8 @@
 #   bash benchmarks/gpu_campaign.sh memory   # the 2 GiB cap: the book's DenseNet OOMs, densenet.yaml trains
 #   bash benchmarks/gpu_campaign.sh speed LeNet ResNet ...   # the book's loop against ours
 #   bash benchmarks/gpu_campaign.sh overhead # the framework's tax: bare loop, ours (chunked steps), ours with one
-#                                            # step per batch (ours1), lean
+#                                            # step per batch (ours1), ours with the chunks' CUDA graph, lean
+#   bash benchmarks/gpu_campaign.sh graph_tests  # the CUDA graph's tests (replay = eager chunks, resume, no sync)
 #   bash benchmarks/gpu_campaign.sh resume   # a 10-epoch run stopped by SIGTERM mid-epoch and resumed
 #   bash benchmarks/gpu_campaign.sh tests    # the whole test suite
 #   bash benchmarks/gpu_campaign.sh sync_tests   # the CUDA tests that catch a host sync per step
@@ -59,6 +60,11 @@ sync_tests() {
     -k "never_syncs or divergence" 2>&1 | tail -150 > "$OUT/sync-tests.log"
 }
 
+graph_tests() {
+  timeout "${TESTS_TIMEOUT:-200}" $py -m pytest -v -p no:cacheprovider tests/test_cuda.py \
+    -k "graph or never_syncs" 2>&1 | tail -200 > "$OUT/graph-tests.log"
+}
+
 memory() {
   machine | tee "$OUT/memory.log"
   # The cap counts the caching allocator only; a real 2 GiB card also holds the CUDA context (~0.3-0.5 GiB).
@@ -72,13 +78,14 @@ speed() {
   machine | tee "$OUT/speed.log"
   timeout "${SPEED_TIMEOUT:-560}" $py benchmarks/throughput.py --repeats "${REPEATS:-3}" --models "$@" \
     --variant "${VARIANT:-bf16=--trainer.precision bf16-mixed}" \
-    --variant 'one_step=--trainer.precision bf16-mixed --model.init_args.steps_per_batch 1' 2>&1 | tee -a "$OUT/speed.log"
+    --variant 'one_step=--trainer.precision bf16-mixed --model.init_args.steps_per_batch 1' \
+    --variant 'graphed=--trainer.precision bf16-mixed --model.init_args.cuda_graph true' 2>&1 | tee -a "$OUT/speed.log"
 }
 
 overhead() {
   machine | tee "$OUT/overhead.log"
   timeout "${OVERHEAD_TIMEOUT:-560}" $py benchmarks/overhead.py --device cuda --data-dir data \
-    --repeats "${REPEATS:-5}" --models "${@:-LeNet}" --sides bare ours ours1 lean 2>&1 | tee -a "$OUT/overhead.log"
+    --repeats "${REPEATS:-5}" --models "${@:-LeNet}" --sides bare ours ours1 graphed lean 2>&1 | tee -a "$OUT/overhead.log"
 }
 
 resume() {

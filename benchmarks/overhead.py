@@ -50,7 +50,7 @@ from throughput import CONFIGS, REPO, sync  # benchmarks/ is the script's folder
 from cnn_lightning.memory.host_memory import HUGE_PAGES_SETTING, page_faults
 
 STEPS = {"LeNet": (20, 150), "ResNet": (2, 6)}  # (warm-up, timed) batches on CPU; a GPU takes 10× the timed
-SIDES = ("bare", "ours", "ours1", "lean", "stock")
+SIDES = ("bare", "ours", "ours1", "hooked", "graphed", "lean", "stock")
 
 
 def build(name: str, device: str, data_dir: str, extra: list[str], batch_size: int | None):
@@ -100,7 +100,21 @@ def bare_child(name: str, device: str, data_dir: str, warmup: int, steps: int, b
         optimizer.step()
     sync(device)
     rate, faults = steps * size / (time.perf_counter() - start), (page_faults() - faults) / steps
-    return {"rate": rate, "faults": faults, "precision": precision, "batch": size}
+    return {"rate": rate, "faults": faults, "precision": precision, "batch": size, "threads": thread_seconds()}
+
+
+def thread_seconds() -> dict[str, float]:
+    """CPU seconds of this process's threads (Linux's /proc): the main thread's as ``main``, Python's threads by
+    their names, the rest (PyTorch's OpenMP workers) as ``native``: what competes with training for the cores."""
+    import threading
+
+    named = {thread.native_id: thread.name for thread in threading.enumerate()}
+    tick, seconds = os.sysconf("SC_CLK_TCK"), {}
+    for task in Path("/proc/self/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        name = "main" if task.name == str(os.getpid()) else named.get(int(task.name), "native")
+        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return seconds
 
 
 def as_lightning_ships(trainer) -> None:
@@ -152,7 +166,9 @@ def fit_child(
     extra = ["--trainer.max_steps", str(warmup + steps)]
     if side == "ours1":  # the path before chunked steps: one optimizer step per Lightning batch
         extra += ["--model.init_args.steps_per_batch", "1"]
-    elif steps_per_batch:
+    if side == "graphed":  # each full chunk replayed from one CUDA graph (training/chunk_graph.py)
+        extra += ["--model.init_args.cuda_graph", "true"]
+    if steps_per_batch and side != "ours1":
         extra += ["--model.init_args.steps_per_batch", str(steps_per_batch)]
     cli = build(name, device, data_dir, extra, batch_size)
     trainer = cli.trainer
@@ -167,8 +183,20 @@ def fit_child(
         )  # fmt: skip
     else:
         trainer.callbacks.append(timer)
+    if side == "hooked":  # a hook at every optimizer step: the chunk's steps through Lightning's per-step calls
+
+        class EveryStep(L.Callback):
+            def on_before_optimizer_step(self, *args) -> None: ...
+
+        trainer.callbacks.append(EveryStep())
     trainer.fit(cli.model, datamodule=cli.datamodule)
-    return {"rate": timer.rate, "faults": timer.faults, "precision": str(trainer.precision), "batch": timer.batch}
+    return {
+        "rate": timer.rate,
+        "faults": timer.faults,
+        "precision": str(trainer.precision),
+        "batch": timer.batch,
+        "threads": thread_seconds(),
+    }
 
 
 def run_child(side: str, name: str, args: argparse.Namespace, warmup: int, steps: int) -> dict:
@@ -257,6 +285,10 @@ def main() -> None:
         precision = runs[args.sides[-1]][0]["precision"]
         print(f"{name:8s} " + " | ".join(cells + ratios) + f" ({precision}, batch {batch}; samples: {samples})")
         print(" " * 9 + "page faults a step (medians): " + ", ".join(f"{side} {faults[side]:,.0f}" for side in faults))
+        for side, results in runs.items():  # whole child process, start-up included
+            names = sorted({name for run in results for name in run.get("threads", {})})
+            busy = {name: statistics.median(run["threads"].get(name, 0.0) for run in results) for name in names}
+            print(" " * 9 + f"{side} CPU s by thread (medians): " + ", ".join(f"{n} {s:.2f}" for n, s in busy.items()))
 
 
 if __name__ == "__main__":

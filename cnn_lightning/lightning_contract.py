@@ -79,6 +79,16 @@ def adopt_optimizer_steps(trainer: L.Trainer) -> None:
     manual.ready = manual.completed = max(manual.completed, loop.automatic_optimization.optim_progress.optimizer_steps)
 
 
+def count_direct_steps(trainer: L.Trainer, steps: int) -> None:
+    """Count ``steps`` optimizer steps taken without the ``LightningOptimizer`` (a replayed CUDA graph's, a chunk's
+    plain steps: training/step_hooks.py), as its ``step`` counts one per call in manual optimization's step
+    progress, which ``global_step`` reads."""
+    progress = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+    for _ in range(steps):
+        progress.increment_ready()
+        progress.increment_completed()
+
+
 def checkpoint_step_interval(callback: Any) -> int:
     """A ``ModelCheckpoint``'s ``every_n_train_steps`` (kept in an attribute it does not document)."""
     return int(getattr(callback, "_every_n_train_steps", 0) or 0)

@@ -1,6 +1,7 @@
 """The CUDA paths, on a GPU only (CI has none; run on a lent GPU machine): every config trains there, the on-device
 resize equals the CPU's, the steady-state training step never waits on the host, and the divergence guard, which
-reads its flags without blocking there, still stops the run before a bad checkpoint is written; chunked steps too."""
+reads its flags without blocking there, still stops the run before a bad checkpoint is written; chunked steps and
+their CUDA graph (replayed, resumed) too."""
 
 from __future__ import annotations
 
@@ -60,23 +61,73 @@ class SyncWatch(L.Callback):
             torch.cuda.set_sync_debug_mode("default")
 
 
-@pytest.mark.parametrize("steps_per_batch", [1, 8], ids=["one-step", "chunked"])
+@pytest.mark.parametrize(("steps_per_batch", "cuda_graph"), [(1, False), (8, False), (8, True)],
+                         ids=["one-step", "chunked", "graphed"])  # fmt: skip
 @pytest.mark.parametrize("model_class", [LeNet, ResNet])
 def test_steady_state_training_step_never_syncs(
-    model_class: type, steps_per_batch: int, data_dir: Path, tmp_path: Path
+    model_class: type, steps_per_batch: int, cuda_graph: bool, data_dir: Path, tmp_path: Path
 ) -> None:
-    """Between logged steps and checkpoints, nothing in a step or a chunk of steps (loss guard, metrics, callbacks,
-    logging, data) makes the host wait for the GPU."""
+    """Between logged steps and checkpoints, nothing in a step, a chunk of steps or a chunk's replay (loss guard,
+    metrics, callbacks, logging, data, the learning rates' upload) makes the host wait for the GPU."""
     trainer = L.Trainer(accelerator="cuda", devices=1, max_steps=40, limit_val_batches=0, log_every_n_steps=50,
                         default_root_dir=tmp_path, callbacks=[*default_callbacks(), SyncWatch(5, 30)],
                         enable_checkpointing=False)  # fmt: skip
     size = 28 if model_class is LeNet else 96
     data = FashionMNISTDataModule(data_dir=str(data_dir), download=False, resize=size, batch_size=64)
     try:
-        trainer.fit(model_class(input_size=size, steps_per_batch=steps_per_batch), datamodule=data)
+        model = model_class(input_size=size, steps_per_batch=steps_per_batch, cuda_graph=cuda_graph)
+        trainer.fit(model, datamodule=data)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert trainer.global_step == 40 and trainer.lightning_module.steps_per_batch == steps_per_batch
+
+
+class CountReplays(L.Callback):
+    """The replays of the fit's chunk graph, read before the fit's end drops it."""
+
+    replays = 0
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.replays = pl_module.chunk_graph.replays if pl_module.chunk_graph is not None else 0
+
+
+def fit_graphed(data_dir: Path, tmp_path: Path, cuda_graph: bool, epochs: int = 2, ckpt_path=None, **model_args):
+    """LeNetBN with momentum and a cosine schedule, two epochs of 13 batches in chunks of 4 (the last of each short)."""
+    replays = CountReplays()
+    trainer = L.Trainer(accelerator="cuda", devices=1, max_epochs=epochs, limit_train_batches=13,
+                        limit_val_batches=0, precision="32-true", logger=False, enable_progress_bar=False,
+                        default_root_dir=tmp_path, callbacks=[replays, RunCheckpoint(dirpath=tmp_path / "ckpt")],
+                        plugins=[AtomicCheckpointIO()])  # fmt: skip
+    L.seed_everything(0)
+    model = LeNetBN(
+        steps_per_batch=4, cuda_graph=cuda_graph, **{"momentum": 0.9, "lr_schedule": "cosine", **model_args}
+    )
+    data = FashionMNISTDataModule(data_dir=str(data_dir), download=False, batch_size=64)
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    return trainer, {name: value.cpu() for name, value in model.state_dict().items()}, replays.replays
+
+
+def test_a_replayed_cuda_graph_trains_the_weights_of_eager_chunks(data_dir: Path, tmp_path: Path) -> None:
+    """Momentum, a new learning rate every step, batch norm's statistics: the same as the eager chunks, to rounding
+    (fused SGD in the graph, cuDNN's choice of kernels)."""
+    eager, eager_weights, none = fit_graphed(data_dir, tmp_path / "eager", cuda_graph=False)
+    graphed, graphed_weights, replays = fit_graphed(data_dir, tmp_path / "graphed", cuda_graph=True)
+    assert none == 0 and replays == 4 and graphed.global_step == eager.global_step == 26
+    for name in eager_weights:
+        torch.testing.assert_close(graphed_weights[name], eager_weights[name], rtol=1e-3, atol=1e-4, msg=name)
+    assert graphed.optimizers[0].param_groups[0]["lr"] == eager.optimizers[0].param_groups[0]["lr"]
+
+
+def test_a_graphed_run_resumes_from_its_checkpoint(data_dir: Path, tmp_path: Path) -> None:
+    """Stopped after the first epoch and resumed (a new capture, on the loaded weights and momentum): the run's end
+    equals an uninterrupted one, to rounding (a constant rate: a schedule spans the fit's own epochs)."""
+    _, straight, _ = fit_graphed(data_dir, tmp_path / "straight", cuda_graph=True, lr_schedule="constant")
+    fit_graphed(data_dir, tmp_path / "cut", cuda_graph=True, epochs=1, lr_schedule="constant")
+    resumed, weights, replays = fit_graphed(data_dir, tmp_path / "cut", cuda_graph=True, lr_schedule="constant",
+                                            ckpt_path=tmp_path / "cut" / "ckpt" / "last.ckpt")  # fmt: skip
+    assert resumed.global_step == 26 and replays == 1  # steps 21-24: 14-16 short, 17-20 the warm-up, 25-26 short
+    for name in straight:
+        torch.testing.assert_close(weights[name], straight[name], rtol=1e-3, atol=1e-4, msg=name)
 
 
 def test_chunked_steps_on_cuda_train_the_weights_of_one_step_per_batch(data_dir: Path, tmp_path: Path) -> None:

@@ -128,6 +128,7 @@ def test_classifier_load_from_checkpoint_builds_the_class_the_checkpoint_names()
     assert type(DenseNet.load_from_checkpoint(FIXTURE / "checkpoints" / "last.ckpt")) is DenseNet
 
 
+@pytest.mark.slow  # three whole CLI processes, 19 s: the full suite runs it
 def test_report_overwrite_is_a_flag(legacy_run: Path) -> None:
     first = run_cli("report", "lightning_logs", "--out", "out", cwd=legacy_run)
     assert first.returncode == 0, first.stderr[-2000:]

@@ -14,6 +14,7 @@ from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.lightning_contract import (
     HOOK_NAME_ATTRIBUTE,
     completed_train_batches,
+    count_direct_steps,
     format_summary_table,
     processed_train_batches,
     rebuild_train_loader,
@@ -78,6 +79,24 @@ def test_a_chunk_counts_as_the_batches_and_steps_it_ran(data_dir: Path, tmp_path
     loop = trainer.fit_loop.epoch_loop
     assert loop.automatic_optimization.optim_progress.optimizer_steps == 10 and loop._batches_that_stepped == 10
     assert model.automatic_optimization  # switched back at the fit's end: a later fit decides afresh
+
+
+class CountThree(L.Callback):
+    """Counts 3 steps a replayed graph would have taken, at the first chunk's end."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == 4:
+            self.before = trainer.global_step
+            count_direct_steps(trainer, 3)
+            self.after = trainer.global_step
+
+
+def test_steps_taken_outside_the_lightning_optimizer_count_in_global_step(data_dir: Path, tmp_path: Path) -> None:
+    counter = CountThree()
+    trainer = L.Trainer(max_steps=8, limit_val_batches=0, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, default_root_dir=tmp_path, callbacks=[counter])  # fmt: skip
+    trainer.fit(LeNet(steps_per_batch=4), datamodule=FashionMNISTDataModule(data_dir=str(data_dir), download=False))
+    assert (counter.before, counter.after) == (4, 7)
 
 
 def test_each_subcommand_parser_is_reachable() -> None:

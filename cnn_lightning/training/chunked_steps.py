@@ -22,7 +22,14 @@ import torch
 from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from cnn_lightning.lightning_contract import adopt_optimizer_steps, checkpoint_step_interval, count_chunk_as_steps
+from cnn_lightning.lightning_contract import (
+    adopt_optimizer_steps,
+    checkpoint_step_interval,
+    count_chunk_as_steps,
+    count_direct_steps,
+)
+from cnn_lightning.training.chunk_graph import ChunkGraph, why_not_graphed
+from cnn_lightning.training.step_hooks import plain_steps
 
 # Optimizer steps per Lightning batch when the model does not say: Lightning's per-batch tax falls as 1/K
 # (docs/measurements.md, "Chunked steps"), and 25 divides the default intervals of logging (50) and of last.ckpt
@@ -103,18 +110,53 @@ def resume_chunked_steps(model: L.LightningModule) -> None:
 
 def stop_chunked_steps(model: L.LightningModule) -> None:
     """At fit end: Lightning's usual loop again (a later fit decides afresh)."""
+    model.chunk_graph = None  # its memory pool with it
     if not model.automatic_optimization:
         model.automatic_optimization = True
         model.trainer.datamodule.steps_per_batch = 1
 
 
+def start_chunk_graph(model: Any, requested: bool) -> ChunkGraph | None:
+    """At fit start, chunked steps decided: the chunks' CUDA graph (training/chunk_graph.py) when asked and it can
+    replay them, else ``None`` and a line saying why not."""
+    if not requested or model.steps_per_batch <= 1:
+        if requested:
+            rank_zero_info("CUDA graph off: it replays a chunk of steps, and chunked steps are off.")
+        return None
+    reason = why_not_graphed(model)
+    if reason:
+        rank_zero_info(f"CUDA graph off (chunks run eagerly): {reason}.")
+        return None
+    rank_zero_info(f"CUDA graph: each full chunk of {model.steps_per_batch} steps replays one capture.")
+    return ChunkGraph(model, model.steps_per_batch)
+
+
 def train_chunk(model: Any, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+    """A chunk of optimizer steps: replayed from its CUDA graph where the fit has one and the chunk is full,
+    otherwise eagerly (:func:`train_eagerly`); then the per-epoch schedules after the epoch's last batch, as
+    Lightning does when automatic, and the chunk counted as its batches."""
+    trainer, graph = model.trainer, getattr(model, "chunk_graph", None)
+    if graph is not None and graph.takes(batch[1]):
+        done = graph.train(*batch[:2], batch_idx, eager=lambda: train_eagerly(model, batch, batch_idx))
+    else:
+        done = train_eagerly(model, batch, batch_idx)
+    if batch_idx + done >= trainer.num_training_batches:
+        for config in trainer.lr_scheduler_configs:
+            if config.interval == "epoch":
+                config.scheduler.step()
+    count_chunk_as_steps(trainer, done - 1)
+
+
+def train_eagerly(model: Any, batch: tuple[torch.Tensor, ...], batch_idx: int) -> int:
     """One optimizer step per mini-batch of the chunk, as Lightning's automatic optimization takes it: forward under
-    the precision's autocast, backward outside it, ``zero_grad``, the step, per-step schedules, then EMA."""
+    the precision's autocast, backward outside it, ``zero_grad``, the step, per-step schedules, then EMA; returns
+    the steps taken (fewer at ``max_steps`` or on SIGTERM). Through ``manual_backward`` and the
+    ``LightningOptimizer``, or straight to torch where their per-step calls would all do nothing
+    (training/step_hooks.py)."""
     trainer = model.trainer
     optimizer = model.optimizers()
+    plain = plain_steps(model)
     per_step = [config.scheduler for config in trainer.lr_scheduler_configs if config.interval == "step"]
-    per_epoch = [config.scheduler for config in trainer.lr_scheduler_configs if config.interval == "epoch"]
     averaging = [callback for callback in trainer.callbacks if isinstance(callback, WeightAveraging)]
     device = model.device.type
     outside_autocast = torch.autocast(device, enabled=False) if torch.is_autocast_enabled(device) else None
@@ -126,14 +168,15 @@ def train_chunk(model: Any, batch: tuple[torch.Tensor, ...], batch_idx: int) -> 
         model.loss_guard.check(loss, batch_idx + done, epoch=model.current_epoch, step=model.global_step)
         optimizer.zero_grad(set_to_none=True)
         with outside_autocast or contextlib.nullcontext():
-            model.manual_backward(loss)
-        optimizer.step()
+            loss.backward() if plain else model.manual_backward(loss)
+        if plain:
+            optimizer.optimizer.step()
+            count_direct_steps(trainer, 1)
+        else:
+            optimizer.step()
         for scheduler in per_step:
             scheduler.step()
         for callback in averaging:  # its own hook, per step: its next call at the batch's end finds nothing new
             callback.on_train_batch_end(trainer, model, None, None, batch_idx + done)
         done += 1
-    if batch_idx + done >= trainer.num_training_batches:
-        for scheduler in per_epoch:  # after the epoch's last batch, as Lightning does when automatic
-            scheduler.step()
-    count_chunk_as_steps(trainer, done - 1)
+    return done

@@ -14,7 +14,7 @@ from torch import nn
 from cnn_lightning.errors import ConfigError, DivergenceError, InputSizeError, require_positive
 from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE
 from cnn_lightning.scratch.shapes import output_shape, training_flops
-from cnn_lightning.training import chunked_steps
+from cnn_lightning.training import chunked_steps, saved_checkpoints
 from cnn_lightning.training.epoch_metrics import EpochMetrics
 from cnn_lightning.training.finite_loss_guard import SCALER_SKIPS_ALLOWED, FiniteLossGuard
 from cnn_lightning.training.optimization import (
@@ -24,7 +24,6 @@ from cnn_lightning.training.optimization import (
     parameter_groups,
     trainer_schedule,
 )
-from cnn_lightning.training.saved_checkpoints import checkpoint_class, renamed_network_keys
 
 
 class Classifier(L.LightningModule):
@@ -56,6 +55,8 @@ class Classifier(L.LightningModule):
         label_smoothing: of the cross-entropy criterion shared by training, validation and test (the book: 0).
         steps_per_batch: optimizer steps per Lightning batch (chunked steps, the same arithmetic with Lightning's
             per-batch loop paid once per chunk: training/chunked_steps.py); ``None``: the measured default, 1: off.
+        cuda_graph: on CUDA, replay each full chunk of steps from one captured CUDA graph (training/chunk_graph.py;
+            where it cannot, the fit says why and runs the chunks eagerly).
     """
 
     #: The network's facts (book section, size, parameters, accuracy, classes): each architecture's models.record
@@ -82,6 +83,7 @@ class Classifier(L.LightningModule):
         compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = False,
         label_smoothing: float = 0.0,
         steps_per_batch: int | None = None,
+        cuda_graph: bool = False,
     ) -> None:
         super().__init__()
         require_positive(lr, name="The learning rate", flag="--model.init_args.lr")
@@ -108,7 +110,7 @@ class Classifier(L.LightningModule):
         self.optimizer_source = "model"  # "cli" once LightningCLI's optimizer: replaced the model's SGD
         self.schedule_source: str | None = None  # "model" (lr_schedule), "cli" (lr_scheduler:) or None
         self._compiled = False
-        self.steps_per_batch = 1  # what the fit runs (on_fit_start decides)
+        self.steps_per_batch, self.chunk_graph = 1, None  # what the fit runs (on_fit_start decides)
         self.train_metrics, self.val_metrics, self.test_metrics = (EpochMetrics(num_classes) for _ in range(3))
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -122,7 +124,9 @@ class Classifier(L.LightningModule):
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Classifier:  # type: ignore[override]
         """Lightning's; called on ``Classifier`` itself, it builds the class the checkpoint names (``LeNet``, ...)."""
         if cls is Classifier:
-            return checkpoint_class(checkpoint_path).load_from_checkpoint(checkpoint_path, *args, **kwargs)
+            return saved_checkpoints.checkpoint_class(checkpoint_path).load_from_checkpoint(
+                checkpoint_path, *args, **kwargs
+            )
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def build_network(self) -> nn.Module:
@@ -193,7 +197,7 @@ class Classifier(L.LightningModule):
 
     def upgrade_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``state`` with the network's keys as this version names them (:func:`renamed_network_keys`)."""
-        return renamed_network_keys(state, self.state_dict(), model_name=type(self).__name__)
+        return saved_checkpoints.renamed_network_keys(state, self.state_dict(), model_name=type(self).__name__)
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         """Loss of one batch; its outcome joins the stage's epoch metrics, logged at the epoch's end."""
@@ -211,6 +215,7 @@ class Classifier(L.LightningModule):
     def on_fit_start(self) -> None:
         # After the callbacks' (AutoMicroBatch's search, its accumulation set) and before the progress bar starts.
         self.steps_per_batch = chunked_steps.start_chunked_steps(self, self.hparams.steps_per_batch)
+        self.chunk_graph = chunked_steps.start_chunk_graph(self, self.hparams.get("cuda_graph", False))
 
     def on_train_start(self) -> None:
         chunked_steps.resume_chunked_steps(self)
@@ -241,17 +246,11 @@ class Classifier(L.LightningModule):
         # The class names travel with the weights: prediction and export need no dataset to name the outputs.
         datamodule = self.trainer.datamodule if self._trainer else None
         checkpoint["categories"] = list(getattr(datamodule, "classes", None) or self.categories)
-        # Dropout draws from the global generator: keep its state so a resumed run draws the same masks.
-        checkpoint["torch_rng_state"] = torch.get_rng_state()
-        if torch.cuda.is_available() and self.device.type == "cuda":
-            checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state(self.device)
+        saved_checkpoints.save_random_state(checkpoint, self.device)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = self.upgrade_state_dict(checkpoint["state_dict"])
-        if "torch_rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng_state"])
-        if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
-            torch.cuda.set_rng_state(checkpoint["cuda_rng_state"], self.device)
+        saved_checkpoints.restore_random_state(checkpoint, self.device)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._shared_step(batch, "val")

@@ -33,7 +33,11 @@ class EpochMetrics(nn.Module):
 
     def add(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor) -> None:
         """Keep one batch's outcome: its predicted classes, its labels and its mean loss."""
-        self._batches.append((logits.detach().argmax(dim=1), labels, loss.detach()))
+        self.add_predicted(logits.detach().argmax(dim=1), labels, loss.detach())
+
+    def add_predicted(self, predicted: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor) -> None:
+        """Keep one batch's outcome from its predicted classes (a replayed CUDA graph's copies of them)."""
+        self._batches.append((predicted, labels, loss))
 
     def compute(self) -> dict[str, torch.Tensor]:
         """``{"loss": ..., "acc": ...}`` over the batches added since the last call (empty if none), then reset."""

@@ -37,17 +37,20 @@ class FiniteLossGuard:
         self._free: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def check(self, loss: torch.Tensor, batch_idx: int, *, epoch: int = 0, step: int = 0) -> None:
+        """One step's loss, or a 1-D tensor of consecutive steps' losses (a replayed chunk of steps: one flag for
+        all of them, and the first non-finite one named by its own step)."""
         where = (epoch, step, batch_idx)
         if loss.device.type != "cuda":
-            value = loss.item()  # one read: torch.isfinite would launch an operator for a Python float's test
-            self._seen(math.isfinite(value), value, where)
+            self._seen_in_order(loss.tolist(), where)  # one read: isfinite would launch an operator for a float's test
             return
         self._poll(wait_for_oldest=len(self._pending) >= self.depth)
-        if self._free:
-            flag, value = self._free.pop()
+        shape = tuple(loss.shape)
+        free = next((index for index, (_, value) in enumerate(self._free) if value.shape == shape), None)
+        if free is not None:
+            flag, value = self._free.pop(free)
         else:
-            flag, value = torch.empty((), dtype=torch.bool, pin_memory=True), torch.empty((), pin_memory=True)
-        flag.copy_(torch.isfinite(loss.detach()), non_blocking=True)
+            flag, value = torch.empty((), dtype=torch.bool, pin_memory=True), torch.empty(shape, pin_memory=True)
+        flag.copy_(torch.isfinite(loss.detach()).all(), non_blocking=True)
         value.copy_(loss.detach(), non_blocking=True)
         event = torch.cuda.Event()
         event.record()
@@ -68,9 +71,18 @@ class FiniteLossGuard:
                 return
             self._pending.pop(0)
             self._free.append((flag, value))
-            if not bool(flag) and self.skipped_in_a_row >= self.skips_allowed:
+            if bool(flag):
+                self._seen(True, 0.0, where)
+                continue
+            if self.skipped_in_a_row >= self.skips_allowed:
                 self._pending.clear()
-            self._seen(bool(flag), value.item(), where)
+            self._seen_in_order(value.tolist(), where)
+
+    def _seen_in_order(self, losses: float | list[float], where: tuple[int, int, int]) -> None:
+        """One step's loss, or consecutive steps' from ``where`` on."""
+        epoch, step, batch_idx = where
+        for offset, loss in enumerate(losses if isinstance(losses, list) else [losses]):
+            self._seen(math.isfinite(loss), loss, (epoch, step + offset, batch_idx + offset))
 
     def _seen(self, finite: bool, value: float, where: tuple[int, int, int]) -> None:
         """One step's loss: finite, a step the scaler skips, or the divergence."""

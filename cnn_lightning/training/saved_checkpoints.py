@@ -1,5 +1,6 @@
 """What a checkpoint saved by any version needs to load: its network weights under the names this version gives them
-(checkpoints written before the book's stages had names load unchanged), and the class it was saved from."""
+(checkpoints written before the book's stages had names load unchanged), the class it was saved from, and the
+random generators' state."""
 
 from __future__ import annotations
 
@@ -46,3 +47,18 @@ def checkpoint_class(checkpoint_path: Any) -> type:
     if not module:
         raise ConfigError(f"{checkpoint_path} names no model class. Call the model's own load_from_checkpoint.")
     return getattr(importlib.import_module(module), name)  # the path is data here: the checkpoint names the class
+
+
+def save_random_state(checkpoint: dict[str, Any], device: torch.device) -> None:
+    """Dropout draws from the global generators: keep their state so that a resumed run draws the same masks."""
+    checkpoint["torch_rng_state"] = torch.get_rng_state()
+    if torch.cuda.is_available() and device.type == "cuda":
+        checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state(device)
+
+
+def restore_random_state(checkpoint: dict[str, Any], device: torch.device) -> None:
+    """The generators as :func:`save_random_state` kept them (a checkpoint of an older version may have neither)."""
+    if "torch_rng_state" in checkpoint:
+        torch.set_rng_state(checkpoint["torch_rng_state"])
+    if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
+        torch.cuda.set_rng_state(checkpoint["cuda_rng_state"], device)

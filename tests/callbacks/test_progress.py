@@ -84,6 +84,7 @@ def test_the_progress_bar_knows_its_epoch_after_a_mid_epoch_resume(
     assert not re.search(r"Training: \|[^|]*\| [1-9]", bar)  # never a count of batches without the epoch
 
 
+@pytest.mark.slow  # a whole fit on a terminal, 15 s: the full suite runs it
 def test_the_screen_reads_in_80_columns(data_dir: Path, tmp_path: Path) -> None:
     """fit's bar holds the epoch, the steps done and total, loss, accuracy and examples/sec in 80 columns, without
     the logger's v_num; the run ends with its closing line alone; summary prints its table and nothing else."""

@@ -22,7 +22,7 @@ SHORT = ["--trainer.accelerator", "cpu", "--trainer.precision", "32-true", "--tr
 
 
 class Probe(L.Callback):
-    """What the loop saw: batches of the epoch trained at each batch end, and every optimizer step's global_step."""
+    """What the loop saw: batches of the epoch trained at each batch end, the steps checkpoints were saved at."""
 
     def __init__(self) -> None:
         self.trained: list[int] = []
@@ -32,22 +32,33 @@ class Probe(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         self.trained.append(processed_train_batches(trainer))
 
-    def on_before_optimizer_step(self, trainer: L.Trainer, *args) -> None:
-        self.steps.append(trainer.global_step)
-
     def on_save_checkpoint(self, trainer: L.Trainer, *args) -> None:
         self.saved_at.append(trainer.global_step)
 
 
+class StepProbe(Probe):
+    """Also every optimizer step's global_step, from a hook run at every step: the chunk's steps then go through
+    Lightning's per-step calls (training/step_hooks.py)."""
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, *args) -> None:
+        self.steps.append(trainer.global_step)
+
+
 def fit(
-    data_dir: Path, steps_per_batch: int, *extra: str, config: str = "lenet.yaml", ckpt_path: Path | None = None
+    data_dir: Path,
+    steps_per_batch: int,
+    *extra: str,
+    config: str = "lenet.yaml",
+    ckpt_path: Path | None = None,
+    callbacks: tuple[L.Callback, ...] = (),
+    per_step: bool = False,
 ) -> tuple[L.Trainer, Probe]:
     args = ["--config", config, "--data.data_dir", str(data_dir), *SHORT, *extra]
     cli = make_cli([*args, "--model.init_args.steps_per_batch", str(steps_per_batch)], run=False)
-    probe = Probe()
-    cli.trainer.callbacks.append(probe)
+    watch = StepProbe() if per_step else Probe()
+    cli.trainer.callbacks.extend([watch, *callbacks])
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
-    return cli.trainer, probe
+    return cli.trainer, watch
 
 
 def assert_same_weights(a: L.LightningModule, b: L.LightningModule) -> None:
@@ -59,6 +70,7 @@ def assert_same_weights(a: L.LightningModule, b: L.LightningModule) -> None:
 
 CASES = {
     "two epochs, a short last chunk": ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "13"],
+    "through Lightning's per-step calls": ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "13"],
     "max_steps inside a chunk": [
         "--trainer.max_epochs",
         "3",
@@ -84,12 +96,17 @@ CASES = {
 
 
 @pytest.mark.parametrize("extra", CASES.values(), ids=CASES.keys())
-def test_chunks_train_the_weights_of_one_step_per_batch(data_dir: Path, tmp_path: Path, monkeypatch, extra) -> None:
+def test_chunks_train_the_weights_of_one_step_per_batch(
+    data_dir: Path, tmp_path: Path, monkeypatch, request: pytest.FixtureRequest, extra
+) -> None:
+    """Steps straight to torch, or (a hook run at every step) through manual_backward and the LightningOptimizer."""
     monkeypatch.chdir(tmp_path)
-    one, probe_one = fit(data_dir, 1, *extra)
-    chunked, probe = fit(data_dir, 4, *extra)
+    per_step = "per-step calls" in request.node.callspec.id
+    one, probe_one = fit(data_dir, 1, *extra, per_step=per_step)
+    chunked, probe = fit(data_dir, 4, *extra, per_step=per_step)
     assert chunked.lightning_module.steps_per_batch == 4 and one.lightning_module.steps_per_batch == 1
     assert chunked.global_step == one.global_step and probe.steps == probe_one.steps  # every step, counted once
+    assert len(probe.steps) == (chunked.global_step if per_step else 0)
     assert_same_weights(chunked.lightning_module, one.lightning_module)
     assert len(probe.trained) <= len(probe_one.trained) / 2  # Lightning's per-batch loop ran once per chunk
     assert chunked.optimizers[0].param_groups[0]["lr"] == one.optimizers[0].param_groups[0]["lr"]
@@ -161,7 +178,7 @@ def test_a_stop_inside_a_chunk_resumes_exactly_whichever_path_saved_it(
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     last = Path("lightning_logs/version_1/checkpoints/last.ckpt")
     assert load_checkpoint(last)["global_step"] == 6
-    resumed, probe = fit(data_dir, after, *extra, ckpt_path=last)
+    resumed, probe = fit(data_dir, after, *extra, ckpt_path=last, per_step=True)
     assert probe.steps[0] == 6 and resumed.global_step == straight.global_step == 26
     assert_same_weights(resumed.lightning_module, straight.lightning_module)
 

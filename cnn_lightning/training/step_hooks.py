@@ -1,0 +1,49 @@
+"""What Lightning runs around every optimizer step of manual optimization, and when a chunk's steps may skip it.
+
+``manual_backward`` and the ``LightningOptimizer``'s ``step`` call the callbacks' and the model's
+``on_before_backward``, ``on_after_backward`` and ``on_before_optimizer_step`` (each through the loop over every
+callback), the model's ``backward`` and the precision plugin's scaling: about 150 µs of Python a step on a 2-core
+CPU (docs/measurements.md, "Chunked steps"). Where each of those would do nothing (no callback or model hook of
+them overridden, one device, a precision whose plugin only autocasts), a step goes straight to torch: the same
+``loss.backward()`` and ``optimizer.step()``, counted in ``global_step`` through the contract module. A replayed
+CUDA graph (training/chunk_graph.py) needs the same condition, since it cannot call them either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.strategies import SingleDeviceStrategy
+
+# Lightning's calls to the model and the callbacks around each optimizer step of manual optimization.
+PER_STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+
+
+def hook_run_per_step(model: L.LightningModule) -> str | None:
+    """``"<owner> runs <hook>"`` for the first model or callback hook Lightning calls at every optimizer step that is
+    overridden (and so may do something), or ``None``."""
+    if type(model).backward is not L.LightningModule.backward:
+        return f"{type(model).__name__} runs backward"
+    for owner in [model, *model.trainer.callbacks]:
+        base = L.LightningModule if owner is model else L.Callback
+        hook = next((name for name in PER_STEP_HOOKS if getattr(type(owner), name) is not getattr(base, name)), None)
+        if hook:
+            return f"{type(owner).__name__} runs {hook}"
+    return None
+
+
+def plain_precision(trainer: L.Trainer) -> bool:
+    """Whether the precision plugin does nothing around a step but autocast: ``32-true`` and ``bf16-mixed``, not a
+    gradient scaler's ``16-mixed`` or a plugin of another kind."""
+    plugin: Any = trainer.precision_plugin
+    if type(plugin) is MixedPrecision:
+        return plugin.scaler is None
+    return type(plugin) is Precision
+
+
+def plain_steps(model: L.LightningModule) -> bool:
+    """Whether this fit's optimizer steps may skip Lightning's per-step calls: every one of them would do nothing."""
+    trainer = model.trainer
+    return type(trainer.strategy) is SingleDeviceStrategy and plain_precision(trainer) and not hook_run_per_step(model)
