@@ -11,6 +11,9 @@
 #   bash benchmarks/gpu_campaign.sh overhead # the framework's tax: bare loop, ours (chunked steps), ours with one
 #                                            # step per batch (ours1), ours with the chunks' CUDA graph, lean
 #   bash benchmarks/gpu_campaign.sh graph_tests  # the CUDA graph's tests (replay = eager chunks, resume, no sync)
+#   bash benchmarks/gpu_campaign.sh first_call   # issue 24's first steps in one call of about 8 minutes: the CUDA
+#                                                # tests, the tax with and without the graph, the speed; the recipes
+#                                                # (table recipes/resnet, ~4 min) take the second call
 #   bash benchmarks/gpu_campaign.sh resume   # a 10-epoch run stopped by SIGTERM mid-epoch and resumed
 #   bash benchmarks/gpu_campaign.sh tests    # the whole test suite
 #   bash benchmarks/gpu_campaign.sh sync_tests   # the CUDA tests that catch a host sync per step
@@ -114,6 +117,16 @@ PY
 
 tests() {
   timeout 560 $py -m pytest -v -p no:cacheprovider -n "${WORKERS:-8}" --timeout 400 2>&1 | tee "$OUT/tests.log"
+}
+
+first_call() {
+  machine | tee "$OUT/first-call.log"
+  timeout 170 $py -m pytest -v -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -80 > "$OUT/cuda-tests.log"
+  timeout 120 $py benchmarks/overhead.py --device cuda --data-dir data --repeats 3 --models LeNet \
+    --sides bare ours graphed 2>&1 | tee -a "$OUT/first-call.log"
+  timeout 150 $py benchmarks/throughput.py --repeats 1 --models LeNet ResNet \
+    --variant 'bf16=--trainer.precision bf16-mixed' \
+    --variant 'graphed=--trainer.precision bf16-mixed --model.init_args.cuda_graph true' 2>&1 | tee -a "$OUT/first-call.log"
 }
 
 stage=$1; shift
