@@ -47,6 +47,8 @@ def why_not_chunked(trainer: L.Trainer) -> str | None:
         return "gradient clipping (gradient_clip_val) is Lightning's automatic optimization's"
     if len(trainer.optimizers) != 1:
         return "more than one optimizer"
+    if isinstance(trainer.optimizers[0], torch.optim.LBFGS):
+        return "LBFGS evaluates the loss again through the closure of Lightning's automatic optimization"
     if trainer.world_size > 1:
         return "several processes (DDP synchronizes gradients in its wrapper's forward, once per step)"
     for config in trainer.lr_scheduler_configs:

@@ -1,12 +1,12 @@
 """What Lightning runs around every optimizer step of manual optimization, and when a chunk's steps may skip it.
 
 ``manual_backward`` and the ``LightningOptimizer``'s ``step`` call the callbacks' and the model's
-``on_before_backward``, ``on_after_backward`` and ``on_before_optimizer_step`` (each through the loop over every
-callback), the model's ``backward`` and the precision plugin's scaling: about 150 µs of Python a step on a 2-core
-CPU (docs/measurements.md, "Chunked steps"). Where each of those would do nothing (no callback or model hook of
-them overridden, one device, a precision whose plugin only autocasts), a step goes straight to torch: the same
-``loss.backward()`` and ``optimizer.step()``, counted in ``global_step`` through the contract module. A replayed
-CUDA graph (training/chunk_graph.py) needs the same condition, since it cannot call them either.
+``on_before_backward``, ``on_after_backward`` and ``on_before_optimizer_step`` (each through a loop over every
+callback), the model's ``backward``, the precision plugin's scaling and the profiler: a cost per step as large as
+Lightning's whole per-batch loop spread over a chunk (docs/measurements.md, "Per-step costs"). Where each of them
+would do nothing (no such hook overridden, one device, a precision whose plugin only autocasts, no profiler), a step
+goes straight to torch: the same ``loss.backward()`` and ``optimizer.step()``, counted in ``global_step`` through
+the contract module. A replayed CUDA graph (training/chunk_graph.py) needs the same, since it cannot call them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
 # Lightning's calls to the model and the callbacks around each optimizer step of manual optimization.
@@ -44,6 +45,13 @@ def plain_precision(trainer: L.Trainer) -> bool:
 
 
 def plain_steps(model: L.LightningModule) -> bool:
-    """Whether this fit's optimizer steps may skip Lightning's per-step calls: every one of them would do nothing."""
+    """Whether this fit's optimizer steps may skip Lightning's per-step calls: every one of them would do nothing
+    (and no profiler asked for them: ``--trainer.profiler simple`` times each ``optimizer_step``)."""
     trainer = model.trainer
-    return type(trainer.strategy) is SingleDeviceStrategy and plain_precision(trainer) and not hook_run_per_step(model)
+    quiet = isinstance(trainer.profiler, PassThroughProfiler)
+    return (
+        type(trainer.strategy) is SingleDeviceStrategy
+        and quiet
+        and plain_precision(trainer)
+        and not hook_run_per_step(model)
+    )

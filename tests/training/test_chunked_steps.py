@@ -138,6 +138,7 @@ def test_the_chunk_length_divides_every_checkpoint_interval(data_dir: Path, tmp_
         (["--trainer.accumulate_grad_batches", "2"], "gradient accumulation"),
         (["--trainer.gradient_clip_val", "1.0"], "gradient clipping"),
         (["--trainer.val_check_interval", "5"], "val_check_interval"),
+        (["--optimizer", "LBFGS", "--model.init_args.channels_last", "false"], "LBFGS"),  # its flat views: NCHW
     ],
 )
 def test_what_cannot_hold_runs_one_step_per_batch_and_says_why(

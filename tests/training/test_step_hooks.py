@@ -21,8 +21,14 @@ class EveryStep(L.Callback):
     def on_after_backward(self, *args) -> None: ...
 
 
-@pytest.mark.parametrize("hooked", [False, True], ids=["no per-step hook", "a per-step hook"])
-def test_plain_steps_skip_lightnings_per_step_calls(data_dir: Path, tmp_path: Path, monkeypatch, hooked: bool) -> None:
+@pytest.mark.parametrize(
+    ("hooked", "extra"),
+    [(False, []), (True, []), (True, ["--trainer.profiler", "simple"])],
+    ids=["no per-step hook", "a per-step hook", "a profiler"],
+)
+def test_plain_steps_skip_lightnings_per_step_calls(
+    data_dir: Path, tmp_path: Path, monkeypatch, hooked: bool, extra: list[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     calls: Counter[str] = Counter()
     original = call._call_callback_hooks
@@ -32,7 +38,8 @@ def test_plain_steps_skip_lightnings_per_step_calls(data_dir: Path, tmp_path: Pa
         return original(trainer, hook_name, *args, **kwargs)
 
     monkeypatch.setattr(call, "_call_callback_hooks", counted)
-    trainer, _ = fit(data_dir, 4, "--trainer.max_steps", "8", callbacks=(EveryStep(),) if hooked else ())
+    per_step = (EveryStep(),) if hooked and not extra else ()
+    trainer, _ = fit(data_dir, 4, "--trainer.max_steps", "8", *extra, callbacks=per_step)
     assert trainer.global_step == 8
     assert {hook: calls[hook] for hook in PER_STEP_HOOKS} == {hook: 8 if hooked else 0 for hook in PER_STEP_HOOKS}
     assert calls["on_train_batch_start"] == 2  # and Lightning's per-batch loop once per chunk
