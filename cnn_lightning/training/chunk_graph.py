@@ -16,7 +16,6 @@ the divergence guard, with no host read. What cannot be captured keeps the eager
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +25,12 @@ from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
 from cnn_lightning.lightning_contract import count_direct_steps
-from cnn_lightning.training.step_hooks import hook_run_per_step, plain_precision
+from cnn_lightning.training.step_hooks import (
+    hook_run_per_step,
+    outside_autocast,
+    plain_precision,
+    schedulers_stepped_every,
+)
 
 Recorder = Callable[[Callable[[], None]], Callable[[], None]]
 
@@ -44,7 +48,7 @@ def why_not_graphed(model: L.LightningModule) -> str | None:
     trainer = model.trainer
     optimizer = trainer.optimizers[0]
     if not plain_precision(trainer):
-        return f"precision {trainer.precision} (a gradient scaler reads its overflow flag on the host every step)"
+        return f"precision {trainer.precision} (its plugin does more than autocast: a gradient scaler reads its flag)"
     if type(optimizer) is not torch.optim.SGD:
         return f"the optimizer {type(optimizer).__name__} (a graph takes SGD, whose step keeps no count)"
     if model.hparams.get("compile"):
@@ -90,14 +94,14 @@ class ChunkGraph:
         """Train one full chunk: eagerly on a side stream the first time (the warm-up), from the graph after;
         returns the optimizer steps taken."""
         if not self.warmed_up:
-            side = torch.cuda.Stream() if images.is_cuda else None
-            with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
-                if side is not None:
-                    side.wait_stream(torch.cuda.current_stream())
-                done = eager()
-            if side is not None:
-                torch.cuda.current_stream().wait_stream(side)
             self.warmed_up = True
+            if not images.is_cuda:
+                return eager()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                done = eager()
+            torch.cuda.current_stream().wait_stream(side)
             return done
         if self.replay is None or self.captured_storage != self._storage():
             try:
@@ -133,8 +137,7 @@ class ChunkGraph:
         self._uploaded = []
         self.predicted = torch.empty_like(labels)
         self.losses = torch.empty(self.steps, device=images.device)
-        device = images.device.type
-        outside_autocast = torch.autocast(device, enabled=False) if torch.is_autocast_enabled(device) else None
+        backward_context = outside_autocast(images.device.type)
 
         def chunk_of_steps() -> None:
             # Python runs this once, at the capture (the CPU's eager recorder: at every replay); the groups get
@@ -149,7 +152,7 @@ class ChunkGraph:
                     self.predicted[step * batch : (step + 1) * batch].copy_(logits.detach().argmax(dim=1))
                     self.losses[step].copy_(loss.detach())
                     optimizer.zero_grad(set_to_none=True)
-                    with outside_autocast or contextlib.nullcontext():
+                    with backward_context:
                         loss.backward()
                     optimizer.step()
             finally:
@@ -164,7 +167,7 @@ class ChunkGraph:
         """Each step's learning rate as the schedule gives it, stepped as Lightning would after every step; copied
         to the device only when they changed (never, at a constant rate), through pinned memory."""
         trainer, groups = self.model.trainer, self._optimizer().param_groups
-        schedulers = [config.scheduler for config in trainer.lr_scheduler_configs if config.interval == "step"]
+        schedulers = schedulers_stepped_every(trainer, "step")
         rates = []
         for _ in range(self.steps):
             rates.append([float(group["lr"]) for group in groups])

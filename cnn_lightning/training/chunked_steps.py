@@ -14,7 +14,6 @@ and warm-up, EMA (``WeightAveraging`` updated after every step), the divergence 
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import lightning as L
@@ -29,7 +28,7 @@ from cnn_lightning.lightning_contract import (
     count_direct_steps,
 )
 from cnn_lightning.training.chunk_graph import ChunkGraph, why_not_graphed
-from cnn_lightning.training.step_hooks import plain_steps
+from cnn_lightning.training.step_hooks import outside_autocast, plain_steps, schedulers_stepped_every
 
 # Optimizer steps per Lightning batch when the model does not say: Lightning's per-batch tax falls as 1/K
 # (docs/measurements.md, "Chunked steps"), and 25 divides the default intervals of logging (50) and of last.ckpt
@@ -143,9 +142,8 @@ def train_chunk(model: Any, batch: tuple[torch.Tensor, ...], batch_idx: int) -> 
     else:
         done = train_eagerly(model, batch, batch_idx)
     if batch_idx + done >= trainer.num_training_batches:
-        for config in trainer.lr_scheduler_configs:
-            if config.interval == "epoch":
-                config.scheduler.step()
+        for scheduler in schedulers_stepped_every(trainer, "epoch"):
+            scheduler.step()
     count_chunk_as_steps(trainer, done - 1)
 
 
@@ -158,10 +156,9 @@ def train_eagerly(model: Any, batch: tuple[torch.Tensor, ...], batch_idx: int) -
     trainer = model.trainer
     optimizer = model.optimizers()
     plain = plain_steps(model)
-    per_step = [config.scheduler for config in trainer.lr_scheduler_configs if config.interval == "step"]
+    per_step = schedulers_stepped_every(trainer, "step")
     averaging = [callback for callback in trainer.callbacks if isinstance(callback, WeightAveraging)]
-    device = model.device.type
-    outside_autocast = torch.autocast(device, enabled=False) if torch.is_autocast_enabled(device) else None
+    backward_context = outside_autocast(model.device.type)
     done = 0
     for images, labels in trainer.datamodule.mini_batches(*batch[:2]):
         if done and (trainer.received_sigterm or 0 <= trainer.max_steps <= trainer.global_step):
@@ -169,7 +166,7 @@ def train_eagerly(model: Any, batch: tuple[torch.Tensor, ...], batch_idx: int) -
         loss = model._shared_step((images, labels), "train")
         model.loss_guard.check(loss, batch_idx + done, epoch=model.current_epoch, step=model.global_step)
         optimizer.zero_grad(set_to_none=True)
-        with outside_autocast or contextlib.nullcontext():
+        with backward_context:
             loss.backward() if plain else model.manual_backward(loss)
         if plain:
             optimizer.optimizer.step()

@@ -50,7 +50,8 @@ class FiniteLossGuard:
             flag, value = self._free.pop(free)
         else:
             flag, value = torch.empty((), dtype=torch.bool, pin_memory=True), torch.empty(shape, pin_memory=True)
-        flag.copy_(torch.isfinite(loss.detach()).all(), non_blocking=True)
+        finite = torch.isfinite(loss.detach())
+        flag.copy_(finite.all() if loss.dim() else finite, non_blocking=True)  # a step's own loss: no extra kernel
         value.copy_(loss.detach(), non_blocking=True)
         event = torch.cuda.Event()
         event.record()

@@ -11,9 +11,11 @@ the contract module. A replayed CUDA graph (training/chunk_graph.py) needs the s
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.strategies import SingleDeviceStrategy
@@ -55,3 +57,14 @@ def plain_steps(model: L.LightningModule) -> bool:
         and plain_precision(trainer)
         and not hook_run_per_step(model)
     )
+
+
+def outside_autocast(device: str) -> contextlib.AbstractContextManager:
+    """Where a step's backward runs: outside the precision's autocast (inside which Lightning runs the training
+    step), as Lightning's automatic optimization runs it. One reusable context, for every step of a chunk."""
+    return torch.autocast(device, enabled=False) if torch.is_autocast_enabled(device) else contextlib.nullcontext()
+
+
+def schedulers_stepped_every(trainer: L.Trainer, interval: str) -> list[Any]:
+    """The learning-rate schedulers Lightning steps every ``"step"`` or every ``"epoch"``."""
+    return [config.scheduler for config in trainer.lr_scheduler_configs if config.interval == interval]
