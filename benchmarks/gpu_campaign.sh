@@ -81,8 +81,8 @@ speed() {
   machine | tee "$OUT/speed.log"
   timeout "${SPEED_TIMEOUT:-560}" $py benchmarks/throughput.py --repeats "${REPEATS:-3}" --models "$@" \
     --variant "${VARIANT:-bf16=--trainer.precision bf16-mixed}" \
-    --variant 'one_step=--trainer.precision bf16-mixed --model.init_args.steps_per_batch 1' \
-    --variant 'graphed=--trainer.precision bf16-mixed --model.init_args.cuda_graph true' 2>&1 | tee -a "$OUT/speed.log"
+    --variant 'one_step=--trainer.precision bf16-mixed --trainer.strategy.steps_per_batch 1' \
+    --variant 'graphed=--trainer.precision bf16-mixed --trainer.strategy.cuda_graph true' 2>&1 | tee -a "$OUT/speed.log"
 }
 
 overhead() {
@@ -126,7 +126,7 @@ first_call() {
     --sides bare ours graphed 2>&1 | tee -a "$OUT/first-call.log"
   timeout 150 $py benchmarks/throughput.py --repeats 1 --models LeNet ResNet \
     --variant 'bf16=--trainer.precision bf16-mixed' \
-    --variant 'graphed=--trainer.precision bf16-mixed --model.init_args.cuda_graph true' 2>&1 | tee -a "$OUT/first-call.log"
+    --variant 'graphed=--trainer.precision bf16-mixed --trainer.strategy.cuda_graph true' 2>&1 | tee -a "$OUT/first-call.log"
 }
 
 stage=$1; shift

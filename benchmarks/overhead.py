@@ -9,13 +9,15 @@ Three sides, alternated in fresh processes on the same machine, medians over ``-
     ours  ``python -m cnn_lightning fit --config <model>.yaml`` as a user runs it (logger, progress bar,
           checkpoints, dashboards, metrics), validation off;
     ours1 (asked for with ``--sides``) ``ours`` with one optimizer step per Lightning batch
-          (``--model.init_args.steps_per_batch 1``), the path before chunked steps;
+          (``--trainer.strategy.steps_per_batch 1``): Lightning's loop, as before chunked steps;
+    hooked (asked for) ``ours`` with a user's no-op callback hook run at every optimizer step, which makes the
+          engine run Lightning's loop (its contract: every hook called as Lightning calls it);
+    graphed (asked for, CUDA) ``ours`` with each full chunk replayed from one CUDA graph;
     lean  the same model and data module through a plain ``Trainer`` with the logger, progress bar, model summary,
           checkpointing and every optional callback off;
     stock (asked for with ``--sides``) ``ours`` with what the project's step cuts and process settings replace put
-          back as Lightning and glibc ship it: the pass-through profiler, a bar redrawn every batch, nn.Module's
-          ``__setattr__`` for the hook name, freed memory handed back to the kernel after every step, and large
-          tensors in 4 KiB pages.
+          back as Lightning and glibc ship it: the pass-through profiler, a bar redrawn every batch, freed memory
+          handed back to the kernel after every step, and large tensors in 4 KiB pages.
 
 bare keeps freed memory in the process, puts large tensors in huge pages (process.py) and keeps Python's garbage
 collector off the objects made before training (``gc.freeze``) as ours does: the fastest honest loop does.
@@ -82,7 +84,7 @@ def bare_child(name: str, device: str, data_dir: str, warmup: int, steps: int, b
     if model.channels_last:
         model.net.to(memory_format=torch.channels_last)
     optimizer = model.configure_optimizers()
-    gc.freeze()  # as Classifier.on_train_start: the collector off the long-lived objects
+    gc.freeze()  # as the engine at train start: the collector off the long-lived objects
     bf16 = precision.startswith("bf16")
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     order = torch.randperm(len(labels), device=device)
@@ -118,16 +120,13 @@ def thread_seconds() -> dict[str, float]:
 
 
 def as_lightning_ships(trainer) -> None:
-    """Undo the project's step cuts on ``trainer``: Lightning's own profiler, a redraw every batch, nn.Module's
-    ``__setattr__`` for the hook name (glibc's memory defaults come from not calling ``configure_process``)."""
-    import lightning as L
+    """Undo the project's per-batch cuts on ``trainer``: Lightning's own profiler (which, not being a pass-through
+    one, also makes the engine run Lightning's loop) and a redraw every batch (glibc's memory defaults come from not
+    calling ``configure_process``)."""
     from lightning.pytorch.profilers import PassThroughProfiler
-
-    from cnn_lightning.training.classifier import Classifier
 
     trainer.profiler = PassThroughProfiler()
     trainer.progress_bar_callback.min_interval = 0.0
-    Classifier.__setattr__ = L.LightningModule.__setattr__
 
 
 def fit_child(
@@ -144,7 +143,9 @@ def fit_child(
 
     class StepTimer(L.Callback):
         """From the first batch at or past ``warmup`` optimizer steps to the first at or past ``warmup + steps``:
-        optimizer steps, not batches, which a chunk of steps (training/chunked_steps.py) holds several of."""
+        optimizer steps, not batches, which a chunk of steps (cnn_lightning/engine) holds several of."""
+
+        handles_chunks = True  # it reads the step counters: the engine keeps its chunks
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
             if trainer.global_step >= warmup and not hasattr(self, "start"):
@@ -164,12 +165,12 @@ def fit_child(
 
         configure_process()
     extra = ["--trainer.max_steps", str(warmup + steps)]
-    if side == "ours1":  # the path before chunked steps: one optimizer step per Lightning batch
-        extra += ["--model.init_args.steps_per_batch", "1"]
-    if side == "graphed":  # each full chunk replayed from one CUDA graph (training/chunk_graph.py)
-        extra += ["--model.init_args.cuda_graph", "true"]
+    if side == "ours1":  # one optimizer step per Lightning batch: Lightning's loop
+        extra += ["--trainer.strategy.steps_per_batch", "1"]
+    if side == "graphed":  # each full chunk replayed from one CUDA graph (engine/chunk_graph.py)
+        extra += ["--trainer.strategy.cuda_graph", "true"]
     if steps_per_batch and side != "ours1":
-        extra += ["--model.init_args.steps_per_batch", str(steps_per_batch)]
+        extra += ["--trainer.strategy.steps_per_batch", str(steps_per_batch)]
     cli = build(name, device, data_dir, extra, batch_size)
     trainer = cli.trainer
     if side == "stock":
@@ -183,7 +184,7 @@ def fit_child(
         )  # fmt: skip
     else:
         trainer.callbacks.append(timer)
-    if side == "hooked":  # a hook at every optimizer step: the chunk's steps through Lightning's per-step calls
+    if side == "hooked":  # a user's hook at every optimizer step: the engine runs Lightning's loop
 
         class EveryStep(L.Callback):
             def on_before_optimizer_step(self, *args) -> None: ...

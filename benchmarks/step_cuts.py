@@ -1,11 +1,12 @@
-"""What each per-step cut (``training/profiler.py``, ``callbacks/progress/steady_bar.py``, the hook name set plainly
-in ``training/classifier.py``) saves per training step, on this machine.
+"""What each per-batch cut of Lightning's loop (``training/profiler.py``, ``callbacks/progress/steady_bar.py``) saves
+per Lightning batch, on this machine (per training step where the engine runs one step per batch; once per chunk
+where it runs chunks of steps).
 
-A real ``fit --config lenet.yaml`` counts, per steady-state step, the profiler contexts Lightning opens and the times it
-sets the module's hook name, each then timed alone (``timeit``, best of 5) the stock way and ours, and times the bar's
-per-batch hook when it redraws every batch (median; into a buffer, so a real terminal costs more). Saved per step =
-count × (stock − ours): steadier than timing whole steps on a shared machine, and the counts say why; the ``stock``
-side of ``overhead.py`` shows the same cuts end to end.
+A real ``fit --config lenet.yaml`` (its counting callback has per-batch hooks, so Lightning's loop runs) counts, per
+steady-state batch, the profiler contexts Lightning opens, each then timed alone (``timeit``, best of 5) the stock way
+and ours, and times the bar's per-batch hook when it redraws every batch (median; into a buffer, so a real terminal
+costs more). Saved per step = count × (stock − ours): steadier than timing whole steps on a shared machine, and the
+counts say why; the ``stock`` side of ``overhead.py`` shows the same cuts end to end.
 
     python benchmarks/step_cuts.py
 """
@@ -20,40 +21,33 @@ import time
 import timeit
 
 import lightning as L
-import torch
 from lightning.pytorch.profilers import PassThroughProfiler
 from throughput import REPO  # benchmarks/ is the script's folder, on sys.path
 
 from cnn_lightning.commands.fit import make_cli
-from cnn_lightning.lightning_contract import HOOK_NAME_ATTRIBUTE
-from cnn_lightning.training.classifier import Classifier
 from cnn_lightning.training.profiler import NoOpProfiler
 
 COUNTED = 100  # steps counted, after 20 of warm-up
 
 
 class CountPerStep(L.Callback):
-    """From batch 20 on, counts profiler contexts and hook-name sets, and times the bar's per-batch hook with a
-    redraw every batch, as Lightning ships it."""
+    """From batch 20 on, counts profiler contexts, and times the bar's per-batch hook with a redraw every batch, as
+    Lightning ships it."""
 
     def __init__(self) -> None:
-        self.counts = {"profile": 0, "setattr": 0, "redraw": 0}
+        self.counts = {"profile": 0, "redraw": 0}
         self.redraw_us: list[float] = []
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if batch_idx != 20:
             return
-        counts, profiler, module_class = self.counts, trainer.profiler, type(pl_module)
-        profile, setattr_, bar = profiler.profile, module_class.__setattr__, trainer.progress_bar_callback
+        counts, profiler = self.counts, trainer.profiler
+        profile, bar = profiler.profile, trainer.progress_bar_callback
         draw = bar.on_train_batch_end
 
         def counted_profile(name: str):
             counts["profile"] += 1
             return profile(name)
-
-        def counted_setattr(module, name: str, value) -> None:
-            counts["setattr"] += name == HOOK_NAME_ATTRIBUTE
-            setattr_(module, name, value)
 
         def timed_draw(*args, **kwargs) -> None:
             start = time.perf_counter()
@@ -61,9 +55,7 @@ class CountPerStep(L.Callback):
             self.redraw_us.append(1e6 * (time.perf_counter() - start))
             counts["redraw"] += 1
 
-        profiler.profile, module_class.__setattr__, bar.on_train_batch_end = (
-            counted_profile, counted_setattr, timed_draw,
-        )  # fmt: skip
+        profiler.profile, bar.on_train_batch_end = counted_profile, timed_draw
         bar.min_interval = 0.0  # as Lightning ships the bar: a redraw every batch
 
 
@@ -90,17 +82,15 @@ def main() -> None:
         with profiler.profile("[Callback]RunCheckpoint.on_train_batch_end"):
             pass
 
-    stock_profiler, our_profiler, module = PassThroughProfiler(), NoOpProfiler(), cli.model
+    stock_profiler, our_profiler = PassThroughProfiler(), NoOpProfiler()
     costs = {  # (stock, ours) microseconds for one occurrence
         "profile": (best_us(lambda: enter_exit(stock_profiler), 100_000),
                     best_us(lambda: enter_exit(our_profiler), 100_000)),
-        "setattr": (best_us(lambda: torch.nn.Module.__setattr__(module, HOOK_NAME_ATTRIBUTE, "x"), 100_000),
-                    best_us(lambda: Classifier.__setattr__(module, HOOK_NAME_ATTRIBUTE, "x"), 100_000)),
     }  # fmt: skip
     costs["redraw"] = (statistics.median(counter.redraw_us), 0.0)  # ours: one every 0.1 s, nothing per step
     print(f"LeNet, batch {args.batch_size}: per steady-state step, as Lightning ships it → with the project's cuts")
     total = 0.0
-    for name, what in [("profile", "profiler contexts"), ("setattr", "hook-name sets"), ("redraw", "bar redraws")]:
+    for name, what in [("profile", "profiler contexts"), ("redraw", "bar redraws")]:
         stock, ours = costs[name]
         saved = per_step[name] * (stock - ours)
         total += saved

@@ -110,21 +110,25 @@ def ours_child(config: str, device: str, data_dir: str, warmup: int, steps: int,
     from cnn_lightning.training.precision import compute_dtype
 
     class StepTimer(L.Callback):
+        """From the first batch at or past ``warmup`` optimizer steps to the first at or past ``warmup + steps``
+        (optimizer steps, which a chunk of steps of the engine holds several of)."""
+
+        handles_chunks = True  # it reads the step counters: the engine keeps its chunks
         result: dict | None = None
 
         def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx: int) -> None:
-            if batch_idx == warmup:
+            if trainer.global_step >= warmup and not hasattr(self, "start"):
                 sync(device)
-                self.start = time.perf_counter()
+                self.start, self.first = time.perf_counter(), trainer.global_step
 
         def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-            if batch_idx == warmup + steps - 1:
+            if hasattr(self, "start") and StepTimer.result is None and trainer.global_step >= warmup + steps:
                 sync(device)
-                seconds = time.perf_counter() - self.start
-                peak = get_available_flops(trainer.strategy.root_device, compute_dtype(trainer.precision))
-                flops = (pl_module.flops_per_batch or 0) * steps / seconds
+                seconds, done = time.perf_counter() - self.start, trainer.global_step - self.first
+                peak = get_available_flops(trainer.strategy.root_device, compute_dtype(trainer.precision_plugin))
+                flops = (pl_module.flops_per_batch or 0) * done / seconds
                 StepTimer.result = {
-                    "rate": steps * len(batch[1]) / seconds,
+                    "rate": done * trainer.datamodule.batch_size / seconds,
                     "precision": str(trainer.precision),
                     "mfu": flops / peak if peak and flops else None,
                 }
@@ -148,6 +152,8 @@ def startup_child(config: str, device: str, data_dir: str) -> dict[str, float]:
     marks: dict[str, float] = {}
 
     class FirstStep(L.Callback):
+        handles_chunks = True  # it reads the clock only
+
         def on_train_batch_start(self, *args) -> None:
             marks.setdefault("first_step", time.perf_counter())
 

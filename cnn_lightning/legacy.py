@@ -1,12 +1,17 @@
-"""Module paths of version 0.1.0, before the package was grouped by role, still importable: a saved ``config.yaml``,
-a checkpoint's hyperparameters or a user's script that names ``cnn_lightning.batching.AutoMicroBatch`` gets the class
-from its new home.
+"""What earlier versions saved keeps working, each translation with the version that drops it (:data:`DROPPED_IN`).
 
-Each old module that no longer exists is served by a stand-in module whose names are looked up, on first use, in the
-modules listed for it in :data:`MOVED` (an import hook installed by ``cnn_lightning/__init__.py``). Old modules that
-became packages (``cnn_lightning.data``, ``cnn_lightning.callbacks``, ``cnn_lightning.commands``,
-``cnn_lightning.scratch``) export their old names from their ``__init__``. Nothing here imports torch until an old
-name is used.
+* Module paths of version 0.1.0, before the package was grouped by role: a saved ``config.yaml``, a checkpoint's
+  hyperparameters or a user's script that names ``cnn_lightning.batching.AutoMicroBatch`` gets the class from its new
+  home, with one warning per old path. Each old module that no longer exists is served by a stand-in module whose
+  names are looked up, on first use, in the modules listed for it in :data:`MOVED` (an import hook installed by
+  ``cnn_lightning/__init__.py``). Old modules that became packages (``cnn_lightning.data``, ``cnn_lightning.callbacks``,
+  ``cnn_lightning.commands``, ``cnn_lightning.scratch``) export their old names from their ``__init__``.
+* Settings of version 0.2.0 that moved out of the model and the Trainer (:func:`upgrade_config`,
+  :func:`upgrade_hyperparameters`): the engine's ``model.init_args.steps_per_batch`` and ``cuda_graph`` are the
+  ``trainer.strategy`` ``ChunkedSteps``'s now, and ``trainer.retain_host_memory`` is a process setting
+  (``CNN_LIGHTNING_RETAIN_HOST_MEMORY``).
+
+Nothing here imports torch until an old name is used.
 """
 
 from __future__ import annotations
@@ -14,12 +19,18 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 import types
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 PACKAGE = "cnn_lightning"
+DROPPED_IN = "0.4.0"  # the version that no longer reads what 0.1.0 and 0.2.0 saved
+ENGINE_CLASS = "cnn_lightning.engine.ChunkedSteps"
+# The engine's settings, model hyperparameters in 0.2.0 and ChunkedSteps's arguments since.
+ENGINE_SETTINGS = ("steps_per_batch", "cuda_graph")
 # Old module (0.1.0) → the modules that now hold its names, searched in order.
 MOVED: dict[str, tuple[str, ...]] = {
     "augmentation": ("data.augmentation",),
@@ -100,6 +111,7 @@ class _OldModule(types.ModuleType):
             value = find_moved(self._homes, attribute)
         except AttributeError:
             raise AttributeError(f"module {self.__name__!r} has no attribute {attribute!r}") from None
+        warn_once(f"{self.__name__}.{attribute} is version 0.1.0's path; use {value.__module__}.{value.__qualname__}.")
         setattr(self, attribute, value)
         return value
 
@@ -136,3 +148,44 @@ def package_getattr(package: str) -> Any:
             raise AttributeError(f"module {package!r} has no attribute {attribute!r}") from None
 
     return __getattr__
+
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """A ``FutureWarning`` about something an earlier version saved, once per process, naming the version that will
+    no longer read it."""
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(f"{message} Version {DROPPED_IN} drops this translation.", FutureWarning, stacklevel=3)
+
+
+def upgrade_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's model hyperparameters without the engine settings version 0.2.0 kept among them."""
+    return {key: value for key, value in hparams.items() if key not in ENGINE_SETTINGS}
+
+
+def upgrade_config(config: Any) -> list[str]:
+    """Rewrite a config as read from YAML (in place) from the keys of version 0.2.0 to today's; returns what changed,
+    one phrase each (none for a config of today)."""
+    trainer = config.get("trainer") if isinstance(config, dict) else None
+    model = config.get("model") if isinstance(config, dict) else None
+    init_args = model.get("init_args") if isinstance(model, dict) else None
+    changes = []
+    if isinstance(trainer, dict) and "retain_host_memory" in trainer:
+        if trainer.pop("retain_host_memory") is False:  # for the process settings made next, and if made already
+            from cnn_lightning.memory.host_memory import return_freed_memory
+            from cnn_lightning.process import RETAIN_SETTING
+
+            os.environ[RETAIN_SETTING] = "0"
+            return_freed_memory()
+        changes.append("trainer.retain_host_memory is the process setting CNN_LIGHTNING_RETAIN_HOST_MEMORY")
+    if isinstance(init_args, dict) and set(ENGINE_SETTINGS) & init_args.keys():
+        steps, graph = init_args.pop("steps_per_batch", None), bool(init_args.pop("cuda_graph", False))
+        config.setdefault("trainer", trainer if isinstance(trainer, dict) else {})
+        if config["trainer"].get("strategy", "auto") == "auto":
+            engine = ({"steps_per_batch": steps} if steps else {}) | {"cuda_graph": graph}
+            config["trainer"]["strategy"] = "auto" if steps == 1 else {"class_path": ENGINE_CLASS, "init_args": engine}
+        changes.append("model.init_args.steps_per_batch and cuda_graph are --trainer.strategy.*'s (ChunkedSteps)")
+    return changes

@@ -5,8 +5,8 @@
 * Huge pages for CPU tensors of 2 MiB or more: PyTorch's ``THP_MEM_ALLOC_ENABLE``, read once when torch loads
   (:func:`cnn_lightning.memory.host_memory.huge_pages_for_large_tensors`).
 * Freed CPU memory kept in the process for the next step instead of handed back to the kernel (glibc ``mallopt``:
-  :func:`cnn_lightning.memory.host_memory.retain_freed_memory`); a run's ``--trainer.retain_host_memory false``
-  returns to glibc's thresholds.
+  :func:`cnn_lightning.memory.host_memory.retain_freed_memory`); ``CNN_LIGHTNING_RETAIN_HOST_MEMORY=0`` in the
+  environment (or ``configure_process(retain_host_memory=False)``) keeps glibc's thresholds.
 * TF32 tensor cores for float32 matrix products on CUDA GPUs (``torch.set_float32_matmul_precision("high")``):
   cuDNN already runs float32 convolutions on them by default; this lets the linear layers use them too. Set only on
   a machine with a CUDA GPU and only where the precision is PyTorch's default ``highest`` (a user's choice stays).
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from cnn_lightning.memory.host_memory import glibc, huge_pages_for_large_tensors, retain_freed_memory
 
 PARENT_SETTING = "CNN_LIGHTNING_PARENT_PID"
+RETAIN_SETTING = "CNN_LIGHTNING_RETAIN_HOST_MEMORY"
 PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
 
 
@@ -59,13 +60,16 @@ class ProcessSettings:
     tf32_matmul: bool
 
 
-def configure_process(*, retain_host_memory: bool = True, quiet: bool = True) -> ProcessSettings:
+def configure_process(*, retain_host_memory: bool | None = None, quiet: bool = True) -> ProcessSettings:
     """Make the process-wide settings above; safe to call more than once.
 
     Args:
-        retain_host_memory: keep freed CPU memory in the process (false leaves glibc's defaults).
+        retain_host_memory: keep freed CPU memory in the process (false leaves glibc's defaults); unset, what
+            ``CNN_LIGHTNING_RETAIN_HOST_MEMORY`` says (``0`` or ``false``: no), else yes.
         quiet: silence the libraries' known-harmless messages.
     """
+    if retain_host_memory is None:
+        retain_host_memory = os.environ.get(RETAIN_SETTING, "1").strip().lower() not in ("0", "false", "no")
     huge_pages = huge_pages_for_large_tensors()  # first: it must come before torch loads
     if PARENT_SETTING in os.environ:
         end_with_parent(int(os.environ[PARENT_SETTING]))

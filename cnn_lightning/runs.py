@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from cnn_lightning.errors import ConfigError
+from cnn_lightning.legacy import upgrade_hyperparameters
 
 CONFIG_NAME = "config.yaml"
 LAST_NAME = "last.ckpt"
@@ -61,8 +62,9 @@ def checkpoint_model(checkpoint: dict[str, Any]) -> str | None:
 
 def checkpoint_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The model settings a checkpoint holds: its hyperparameters without LightningCLI's ``_class_path`` and
-    ``_instantiator``."""
-    return {key: value for key, value in checkpoint.get("hyper_parameters", {}).items() if not key.startswith("_")}
+    ``_instantiator``, and as today's model takes them (a checkpoint of version 0.2.0 carries the engine's too)."""
+    settings = upgrade_hyperparameters(checkpoint.get("hyper_parameters", {}))
+    return {key: value for key, value in settings.items() if not key.startswith("_")}
 
 
 def run_folder(path: str | Path) -> Path | None:

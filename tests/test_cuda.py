@@ -15,6 +15,7 @@ from cnn_lightning.callbacks.run_checkpoint import RunCheckpoint
 from cnn_lightning.commands.fit import default_callbacks, make_cli
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.data.resident_batches import resize_batch
+from cnn_lightning.engine import ChunkedSteps, ChunkGraph
 from cnn_lightning.errors import DivergenceError
 from cnn_lightning.models import LeNet, LeNetBN, ResNet
 from cnn_lightning.runs import load_checkpoint
@@ -49,6 +50,8 @@ class SyncWatch(L.Callback):
     """Makes every host synchronization an error from optimizer step ``first`` to ``last`` (hooks included, counted
     in steps, which a chunk of steps holds several of), so the test's traceback names the line that synchronized."""
 
+    handles_chunks = True  # it reads the step counters: the engine keeps its chunks
+
     def __init__(self, first: int, last: int) -> None:
         self.first, self.last = first, last
 
@@ -69,61 +72,55 @@ def test_steady_state_training_step_never_syncs(
 ) -> None:
     """Between logged steps and checkpoints, nothing in a step, a chunk of steps or a chunk's replay (loss guard,
     metrics, callbacks, logging, data, the learning rates' upload) makes the host wait for the GPU."""
+    engine = ChunkedSteps(steps_per_batch=steps_per_batch, cuda_graph=cuda_graph)
     trainer = L.Trainer(accelerator="cuda", devices=1, max_steps=40, limit_val_batches=0, log_every_n_steps=50,
                         default_root_dir=tmp_path, callbacks=[*default_callbacks(), SyncWatch(5, 30)],
-                        enable_checkpointing=False)  # fmt: skip
+                        enable_checkpointing=False, strategy=engine)  # fmt: skip
     size = 28 if model_class is LeNet else 96
     data = FashionMNISTDataModule(data_dir=str(data_dir), download=False, resize=size, batch_size=64)
     try:
-        model = model_class(input_size=size, steps_per_batch=steps_per_batch, cuda_graph=cuda_graph)
-        trainer.fit(model, datamodule=data)
+        trainer.fit(model_class(input_size=size), datamodule=data)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert trainer.global_step == 40 and trainer.lightning_module.steps_per_batch == steps_per_batch
+    assert trainer.global_step == 40 and engine.chunk_steps == steps_per_batch
 
 
-class CountReplays(L.Callback):
-    """The replays of the fit's chunk graph, read before the fit's end drops it."""
-
-    replays = 0
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.replays = pl_module.chunk_graph.replays if pl_module.chunk_graph is not None else 0
-
-
-def fit_graphed(data_dir: Path, tmp_path: Path, cuda_graph: bool, epochs: int = 2, ckpt_path=None, **model_args):
-    """LeNetBN with momentum and a cosine schedule, two epochs of 13 batches in chunks of 4 (the last of each short)."""
-    replays = CountReplays()
+def fit_graphed(
+    data_dir: Path, tmp_path: Path, cuda_graph: bool, monkeypatch, epochs: int = 2, ckpt_path=None, **model_args
+):
+    """LeNetBN with momentum and a cosine schedule, two epochs of 13 batches in chunks of 4 (the last of each short);
+    returns the trainer, the weights and the replays of the chunk graph (counted as they hand their steps over)."""
+    replays = []
+    hand_over = ChunkGraph._hand_over
+    monkeypatch.setattr(ChunkGraph, "_hand_over", lambda graph, *args: (replays.append(1), hand_over(graph, *args)))
     trainer = L.Trainer(accelerator="cuda", devices=1, max_epochs=epochs, limit_train_batches=13,
                         limit_val_batches=0, precision="32-true", logger=False, enable_progress_bar=False,
-                        default_root_dir=tmp_path, callbacks=[replays, RunCheckpoint(dirpath=tmp_path / "ckpt")],
-                        plugins=[AtomicCheckpointIO()])  # fmt: skip
+                        default_root_dir=tmp_path, callbacks=[RunCheckpoint(dirpath=tmp_path / "ckpt")],
+                        plugins=[AtomicCheckpointIO()], strategy=ChunkedSteps(4, cuda_graph=cuda_graph))  # fmt: skip
     L.seed_everything(0)
-    model = LeNetBN(
-        steps_per_batch=4, cuda_graph=cuda_graph, **{"momentum": 0.9, "lr_schedule": "cosine", **model_args}
-    )
+    model = LeNetBN(**{"momentum": 0.9, "lr_schedule": "cosine", **model_args})
     data = FashionMNISTDataModule(data_dir=str(data_dir), download=False, batch_size=64)
     trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
-    return trainer, {name: value.cpu() for name, value in model.state_dict().items()}, replays.replays
+    return trainer, {name: value.cpu() for name, value in model.state_dict().items()}, len(replays)
 
 
-def test_a_replayed_cuda_graph_trains_the_weights_of_eager_chunks(data_dir: Path, tmp_path: Path) -> None:
+def test_a_replayed_cuda_graph_trains_the_weights_of_eager_chunks(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """Momentum, a new learning rate every step, batch norm's statistics: the same as the eager chunks, to rounding
     (fused SGD in the graph, cuDNN's choice of kernels)."""
-    eager, eager_weights, none = fit_graphed(data_dir, tmp_path / "eager", cuda_graph=False)
-    graphed, graphed_weights, replays = fit_graphed(data_dir, tmp_path / "graphed", cuda_graph=True)
+    eager, eager_weights, none = fit_graphed(data_dir, tmp_path / "eager", False, monkeypatch)
+    graphed, graphed_weights, replays = fit_graphed(data_dir, tmp_path / "graphed", True, monkeypatch)
     assert none == 0 and replays == 4 and graphed.global_step == eager.global_step == 26
     for name in eager_weights:
         torch.testing.assert_close(graphed_weights[name], eager_weights[name], rtol=1e-3, atol=1e-4, msg=name)
     assert graphed.optimizers[0].param_groups[0]["lr"] == eager.optimizers[0].param_groups[0]["lr"]
 
 
-def test_a_graphed_run_resumes_from_its_checkpoint(data_dir: Path, tmp_path: Path) -> None:
+def test_a_graphed_run_resumes_from_its_checkpoint(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """Stopped after the first epoch and resumed (a new capture, on the loaded weights and momentum): the run's end
     equals an uninterrupted one, to rounding (a constant rate: a schedule spans the fit's own epochs)."""
-    _, straight, _ = fit_graphed(data_dir, tmp_path / "straight", cuda_graph=True, lr_schedule="constant")
-    fit_graphed(data_dir, tmp_path / "cut", cuda_graph=True, epochs=1, lr_schedule="constant")
-    resumed, weights, replays = fit_graphed(data_dir, tmp_path / "cut", cuda_graph=True, lr_schedule="constant",
+    _, straight, _ = fit_graphed(data_dir, tmp_path / "straight", True, monkeypatch, lr_schedule="constant")
+    fit_graphed(data_dir, tmp_path / "cut", True, monkeypatch, epochs=1, lr_schedule="constant")
+    resumed, weights, replays = fit_graphed(data_dir, tmp_path / "cut", True, monkeypatch, lr_schedule="constant",
                                             ckpt_path=tmp_path / "cut" / "ckpt" / "last.ckpt")  # fmt: skip
     assert resumed.global_step == 26 and replays == 1  # steps 21-24: 14-16 short, 17-20 the warm-up, 25-26 short
     for name in straight:
@@ -136,9 +133,10 @@ def test_chunked_steps_on_cuda_train_the_weights_of_one_step_per_batch(data_dir:
     for steps_per_batch in (1, 8):
         trainer = L.Trainer(accelerator="cuda", devices=1, max_epochs=2, limit_train_batches=13, limit_val_batches=0,
                             precision="32-true", logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, default_root_dir=tmp_path)  # fmt: skip
+                            enable_progress_bar=False, default_root_dir=tmp_path,
+                            strategy=ChunkedSteps(steps_per_batch))  # fmt: skip
         L.seed_everything(0)
-        model = LeNetBN(steps_per_batch=steps_per_batch)
+        model = LeNetBN()
         trainer.fit(model, datamodule=FashionMNISTDataModule(data_dir=str(data_dir), download=False, batch_size=64))
         assert trainer.global_step == 26
         weights.append({name: value.cpu() for name, value in model.state_dict().items()})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import importlib
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,71 @@ def test_report_overwrite_is_a_flag(legacy_run: Path) -> None:
     again = run_cli("report", "lightning_logs", "--out", "out", "--overwrite", cwd=legacy_run)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "--overwrite" in run_cli("report", "lightning_logs", "--out", "out", cwd=legacy_run).stderr
+
+
+FIXTURE_0_2_0 = Path(__file__).parent / "fixtures" / "lenet_run_0.2.0"
+
+
+@pytest.fixture
+def run_0_2_0(tmp_path: Path) -> Path:
+    """A copy of the 0.2.0 fixture (engine settings among the model's, retain_host_memory the Trainer's) as
+    ``lightning_logs/version_0`` of a fresh working directory."""
+    shutil.copytree(FIXTURE_0_2_0, tmp_path / "lightning_logs" / "version_0")
+    return tmp_path
+
+
+def test_the_0_2_0_fixture_holds_the_settings_that_moved() -> None:
+    config = yaml.safe_load((FIXTURE_0_2_0 / "config.yaml").read_text())
+    assert config["model"]["init_args"]["steps_per_batch"] == 4 and "retain_host_memory" in config["trainer"]
+    last = load_checkpoint(FIXTURE_0_2_0 / "checkpoints" / "last.ckpt")
+    assert last["global_step"] == 12 and last["hyper_parameters"]["steps_per_batch"] == 4
+
+
+def test_a_run_of_0_2_0_resumes_in_place_with_its_engine_settings(run_0_2_0: Path, data_dir: Path) -> None:
+    """Its last.ckpt stands mid-epoch at step 12, saved inside chunks of 4: resumed with the chunks its config asked
+    for (now the strategy's), once told which settings were translated and until which version."""
+    run = run_0_2_0 / "lightning_logs" / "version_0"
+    result = run_cli("fit", "--ckpt_path", "lightning_logs/version_0", "--trainer.max_steps", "16",
+                     "--data.data_dir", str(data_dir), cwd=run_0_2_0)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("holds settings of version 0.2.0") == 1 and "Version 0.4.0 drops" in result.stderr
+    assert "Chunked steps: 4 optimizer steps per Lightning batch" in result.stdout + result.stderr
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 16
+    resumed = yaml.safe_load((run / "config.resume-1.yaml").read_text())
+    assert resumed["trainer"]["strategy"]["init_args"]["steps_per_batch"] == 4
+    assert "steps_per_batch" not in resumed["model"]["init_args"] and "retain_host_memory" not in resumed["trainer"]
+
+
+@pytest.mark.slow
+def test_a_run_of_0_2_0_tests_predicts_and_exports(run_0_2_0: Path, data_dir: Path) -> None:
+    run = run_0_2_0 / "lightning_logs" / "version_0"
+    data = ["--data.data_dir", str(data_dir)]
+    tested = run_cli("test", "--ckpt_path", str(run), *data, cwd=run_0_2_0)
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert "test/acc" in tested.stdout
+    predicted = run_cli("predict", "--ckpt_path", str(run), "--trainer.limit_predict_batches", "1", *data,
+                        cwd=run_0_2_0)  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    exported = run_cli("export", "--ckpt_path", str(run), "--format", "torchscript", *data, cwd=run_0_2_0)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert len(list((run / "export").glob("*.pt"))) == 1
+
+
+def test_a_checkpoint_of_0_2_0_loads_from_python() -> None:
+    from cnn_lightning.models import LeNet
+    from cnn_lightning.training import Classifier
+
+    last = FIXTURE_0_2_0 / "checkpoints" / "last.ckpt"
+    for model in (Classifier.load_from_checkpoint(last), LeNet.load_from_checkpoint(last)):
+        assert type(model) is LeNet and "steps_per_batch" not in model.hparams and model.hparams.momentum == 0.9
+    classify = load_classifier(FIXTURE_0_2_0)
+    assert len(classify(torch.zeros(3, 28, 28, dtype=torch.uint8))) == 3
+
+
+def test_an_old_module_path_warns_once_and_names_the_version_that_drops_it() -> None:
+    old = importlib.import_module("cnn_lightning.search_space")
+    with pytest.warns(FutureWarning, match=r"cnn_lightning\.search_space\.Space is version 0\.1\.0's path.*0\.4\.0"):
+        first = old.Space
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert old.Space is first  # once per path

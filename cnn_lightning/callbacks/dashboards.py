@@ -33,6 +33,7 @@ from torchvision.utils import make_grid
 
 from cnn_lightning.data.augmentation import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from cnn_lightning.data.datamodule import INPUT_GRID_IMAGES
+from cnn_lightning.engine import Chunk
 
 SETUP_TAG = "run/setup"
 
@@ -94,12 +95,15 @@ class Dashboards(Callback):
     test run. Under DDP the confusion matrix is summed over ranks by torchmetrics and rank 0 draws; the
     misclassified grid shows rank 0's shard of the test set.
 
-    Does nothing when the run has no logger; images need a ``TensorBoardLogger``.
+    Does nothing when the run has no logger; images need a ``TensorBoardLogger``. A chunk of optimizer steps
+    (cnn_lightning.engine) shows its first batch, as the model saw it.
 
     Args:
         num_images: training images in the ``inputs/train_batch`` grid.
         max_misclassified: misclassified test images in the ``test/misclassified`` grid.
     """
+
+    handles_chunks = True  # its per-batch hook logs the fit's first training images, from a batch or a chunk
 
     def __init__(self, num_images: int = INPUT_GRID_IMAGES, max_misclassified: int = 32) -> None:
         super().__init__()
@@ -191,19 +195,14 @@ class Dashboards(Callback):
         if (writer := self._tensorboard(trainer)) is not None:
             writer.add_text(SETUP_TAG, setup_markdown(trainer, pl_module), trainer.global_step)
 
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        # The batch has been through on_after_batch_transfer: these are the resized images the model sees. A chunk
-        # of steps (training/chunked_steps.py) arrives as stored (uint8) and each of its batches is prepared as it
-        # is trained: its first one is shown at the chunk's end.
-        if not self._inputs_logged and batch[0].dtype != torch.uint8:
-            self._log_inputs(trainer, batch[0])
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        first = getattr(trainer.datamodule, "first_training_batch", None)
+        # The batch has been through on_after_batch_transfer: these are the resized images the model saw. A chunk of
+        # steps (cnn_lightning.engine) keeps its first batch as the model saw it (none from a CUDA graph's replay).
+        first = batch.first if isinstance(batch, Chunk) else batch
         if not self._inputs_logged and first is not None:
-            self._log_inputs(trainer, first)
+            self._log_inputs(trainer, first[0])
 
     def _log_inputs(self, trainer: L.Trainer, images: torch.Tensor) -> None:
         self._inputs_logged = True

@@ -12,8 +12,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
+from cnn_lightning.engine import passed_multiple
 from cnn_lightning.training.checkpoint_io import TMP_MARK
-from cnn_lightning.training.chunked_steps import passed_multiple
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -24,6 +24,8 @@ class RunCheckpoint(ModelCheckpoint):
         last_every_n_steps: refresh ``last.ckpt`` this often within an epoch (``None`` or 0: epoch ends only).
         monitor, mode, save_top_k, filename: as in ``ModelCheckpoint``, defaulting to the best ``val/acc``.
     """
+
+    handles_chunks = True  # due every N optimizer steps, also when a chunk of steps passed N (cnn_lightning.engine)
 
     def __init__(
         self,

@@ -11,13 +11,8 @@ from lightning.fabric.utilities.throughput import Throughput, get_available_flop
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
-from cnn_lightning.training.chunked_steps import passed_multiple
+from cnn_lightning.engine import examples_in, passed_multiple
 from cnn_lightning.training.precision import compute_dtype
-
-
-def batch_examples(batch: Any) -> int:
-    """Examples in an ``(images, labels)`` batch."""
-    return len(batch[1])
 
 
 class ExamplesPerSecond(Callback):
@@ -34,6 +29,8 @@ class ExamplesPerSecond(Callback):
         window_size: logged steps the windowed rate spans (2: the rate since the previous logged step).
     """
 
+    handles_chunks = True  # it counts a chunk's examples, logs on step multiples a chunk passed (cnn_lightning.engine)
+
     def __init__(self, window_size: int = 2) -> None:
         super().__init__()
         self.window_size = window_size
@@ -47,7 +44,7 @@ class ExamplesPerSecond(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        peak = get_available_flops(trainer.strategy.root_device, compute_dtype(trainer.precision))
+        peak = get_available_flops(trainer.strategy.root_device, compute_dtype(trainer.precision_plugin))
         self.throughput = Throughput(available_flops=peak, world_size=trainer.world_size, window_size=self.window_size)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -60,7 +57,7 @@ class ExamplesPerSecond(Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self.samples += batch_examples(batch)
+        self.samples += examples_in(batch)
         self.batches += 1
         previous, self._previous_step = self._previous_step, trainer.global_step
         if passed_multiple(previous, trainer.global_step, trainer.log_every_n_steps):

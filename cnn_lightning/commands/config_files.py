@@ -12,6 +12,7 @@ import yaml
 
 from cnn_lightning.commands import MODEL_COMMANDS
 from cnn_lightning.errors import ConfigError
+from cnn_lightning.legacy import upgrade_config, warn_once
 from cnn_lightning.runs import saved_config_args
 
 CONFIG_DIRS = (Path("configs"), Path(__file__).resolve().parents[2] / "configs")  # the repo's, beside the package
@@ -50,17 +51,31 @@ def resolve_config_args(argv: Sequence[str]) -> list[str]:
         arg = args.pop(0)
         if arg in ("--config", "-c") and args:
             configs.append(resolve_config(args.pop(0)))
-            resolved += [arg, configs[-1]]
+            resolved += [arg, upgraded_config(configs[-1])]
             after_last_config = len(resolved)
         elif arg.startswith("--config="):
             configs.append(resolve_config(arg.split("=", 1)[1]))
-            resolved.append("--config=" + configs[-1])
+            resolved.append("--config=" + upgraded_config(configs[-1]))
             after_last_config = len(resolved)
         else:
             resolved.append(arg)
     carried = [f"--trainer.callbacks+={json.dumps(callback)}" for callback in carried_callbacks(configs)]
     resolved[after_last_config:after_last_config] = carried
     return resolved
+
+
+def upgraded_config(path: str) -> str:
+    """``path``, or where it holds settings of an earlier version, its content with today's keys instead (what
+    ``--config`` takes as well as a file), said once (legacy.upgrade_config)."""
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return path  # jsonargparse reports an unreadable config itself
+    changes = upgrade_config(config)
+    if not changes:
+        return path
+    warn_once(f"{path} holds settings of version 0.2.0, read as today's: {'; '.join(changes)}.")
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def _config_callbacks(path: str) -> list[dict[str, Any]] | None:

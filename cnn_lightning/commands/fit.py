@@ -42,7 +42,10 @@ from cnn_lightning.commands.run_folders import (
 )
 from cnn_lightning.commands.trainer import Trainer
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
+from cnn_lightning.engine import ChunkedSteps
+from cnn_lightning.engine.exactness import one_device
 from cnn_lightning.errors import ConfigError, UserFacingError, require_positive
+from cnn_lightning.legacy import upgrade_hyperparameters
 from cnn_lightning.lightning_contract import stop_logging_graph, subcommand_parser
 from cnn_lightning.loggers.tensorboard import TensorBoardLogger, user_settings
 from cnn_lightning.models import MODELS
@@ -60,7 +63,7 @@ from cnn_lightning.runs import (
 )
 from cnn_lightning.training.checkpoint_io import AtomicCheckpointIO
 from cnn_lightning.training.classifier import Classifier
-from cnn_lightning.training.optimization import regroup
+from cnn_lightning.training.optimization import configure_schedule, regroup
 from cnn_lightning.training.precision import default_precision
 
 
@@ -79,7 +82,10 @@ class CNNLightningCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionCSV, "predictions")
 
     def before_instantiate_classes(self) -> None:
-        trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer, model = config.trainer, config.get("model")
+        if isinstance(model, Namespace) and model.get("dict_kwargs"):  # a checkpoint's hyperparameters, read as today's
+            model.dict_kwargs = upgrade_hyperparameters(model.dict_kwargs)
         if trainer.max_epochs not in (None, -1):
             require_positive(trainer.max_epochs, name="max_epochs", flag="--trainer.max_epochs (or -1 for no limit)")
         self._reserve_run_folder(trainer)
@@ -90,6 +96,12 @@ class CNNLightningCLI(LightningCLI):
             )
         if trainer.precision is None:  # unset: bf16-mixed where the device computes it natively (training/precision.py)
             trainer.precision = default_precision(trainer.accelerator)
+        if is_engine(trainer.strategy) and isinstance(trainer.strategy, Namespace):  # refused here: jsonargparse
+            steps = (trainer.strategy.get("init_args") or Namespace()).get("steps_per_batch")  # would bury it
+            require_positive(steps, name="Steps per batch", flag="--trainer.strategy.steps_per_batch")
+        if is_engine(trainer.strategy) and not one_device(trainer.accelerator, trainer.devices, trainer.num_nodes):
+            rank_zero_info("Chunked steps off: they train on one device; Lightning's strategy runs several.")
+            trainer.strategy = "auto"
         if trainer.sync_batchnorm and (trainer.accelerator == "cpu" or not torch.cuda.is_available()):
             raise ConfigError(
                 "--trainer.sync_batchnorm needs GPUs: PyTorch's SyncBatchNorm runs on CUDA only. "
@@ -143,7 +155,7 @@ class CNNLightningCLI(LightningCLI):
             f"optimizer: {name} replaces the model's SGD, so its {unused}{', nesterov' * hp.nesterov} "
             f"(--model.init_args.*) are unused: {name} runs with {used} (set them with --optimizer.*)."
         )
-        return lightning_module.schedule(regrouped, lr_scheduler)
+        return configure_schedule(lightning_module, regrouped, lr_scheduler)
 
     def parse_arguments(self, parser: Any, args: Any) -> None:
         try:
@@ -222,6 +234,12 @@ def optimizer_hparams(trainer: Any) -> dict[str, Any]:
     return {"optimizer": type(optimizer).__name__} | {k: v for k, v in settings.items() if v is not None}
 
 
+def is_engine(strategy: Any) -> bool:
+    """Whether ``--trainer.strategy`` (as parsed) names the engine, by class path or by its registered name."""
+    named = strategy.get("class_path") if isinstance(strategy, Namespace) else strategy
+    return named == ChunkedSteps.strategy_name or str(named).rsplit(".", 1)[-1] == ChunkedSteps.__name__
+
+
 def default_callbacks() -> list[Callback]:
     """Callbacks every CLI run gets, whatever its config (Lightning keeps them beside the config's own)."""
     return [
@@ -238,6 +256,9 @@ def default_callbacks() -> list[Callback]:
 def trainer_defaults() -> dict[str, Any]:
     return {
         "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__name__}"}],
+        # The engine (cnn_lightning/engine): Lightning's single-device strategy with chunks of optimizer steps;
+        # --trainer.strategy auto is Lightning's own loop, ddp (or several devices) Lightning's DDP.
+        "strategy": {"class_path": f"{ChunkedSteps.__module__}.{ChunkedSteps.__name__}"},
         # tqdm's bar, whatever is installed: Lightning picks Rich's where rich is, whose per-step rendering slows a
         # small model (docs/measurements.md); redrawn 10 times a second at most. A bar in the config replaces it
         # (instantiate_trainer).

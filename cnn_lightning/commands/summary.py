@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from lightning.pytorch.plugins.precision import Precision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -259,9 +260,15 @@ def format_summary(title: str, summary: Summary) -> str:
 
 
 def print_summary(
-    model: Classifier, *, batch_size: int = 1, depth: int = 0, input_size: int | None = None, precision: Any = None
+    model: Classifier,
+    *,
+    batch_size: int = 1,
+    depth: int = 0,
+    input_size: int | None = None,
+    precision: Precision | None = None,
 ) -> None:
-    """Print the table of ``model`` (rebuilt at ``input_size`` if given), its record and a precision note."""
+    """Print the table of ``model`` (rebuilt at ``input_size`` if given), its record and a note on a ``precision``
+    plugin that does not compute in float32."""
     for value, name, least in ((batch_size, "--batch_size", 1), (depth, "--depth", 0), (input_size, "--input_size", 1)):
         if value is not None and value < least:
             raise ConfigError(f"summary: {name} takes a whole number of at least {least}, got {value}.")
@@ -278,8 +285,8 @@ def print_summary(
             f"{record.lr:g}, batch {record.batch_size}: test accuracy after 10 epochs {record.book_accuracy} "
             "(median [range] of 66 builds)."
         )
-    if not is_float32(precision):
+    if precision is not None and not is_float32(precision):
         print(
-            f"Note: the config trains with precision {precision}; these figures are for {summary.dtype} "
+            f"Note: the config trains with precision {precision.precision}; these figures are for {summary.dtype} "
             "(autocast does not run on the meta device, so the dtypes it would save are not modelled)."
         )

@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 import lightning as L
 
-from cnn_lightning.memory.host_memory import return_freed_memory
 from cnn_lightning.training.profiler import NoOpProfiler
 
 
@@ -21,9 +20,6 @@ class Trainer(L.Trainer):
         limit_test_batches: test batches, as ``limit_train_batches``.
         limit_predict_batches: prediction batches, as ``limit_train_batches``.
         overfit_batches: train (and validate) on this many training batches (int) or this fraction (float).
-        retain_host_memory: keep the CPU memory each step frees in the process for the next step, as the entry
-            point sets it for the whole process (cnn_lightning/process.py; ``cnn_lightning.configure_process()``
-            in Python); false returns to glibc's thresholds, which hand it back to the kernel.
         **kwargs: the rest of Lightning's ``Trainer`` arguments; ``profiler`` unset is a no-op one cheaper than
             Lightning's (training/profiler.py).
     """
@@ -38,11 +34,8 @@ class Trainer(L.Trainer):
         limit_test_batches: int | float | None = None,
         limit_predict_batches: int | float | None = None,
         overfit_batches: int | float = 0.0,
-        retain_host_memory: bool = True,
         **kwargs: Any,
     ) -> None:
-        if not retain_host_memory:
-            return_freed_memory()
         if kwargs.get("profiler") is None:
             kwargs["profiler"] = NoOpProfiler()
         super().__init__(
@@ -77,7 +70,7 @@ class Trainer(L.Trainer):
         """
         from cnn_lightning.commands.summary import print_summary
 
-        print_summary(model, batch_size=batch_size, depth=depth, input_size=input_size, precision=self.precision)
+        print_summary(model, batch_size=batch_size, depth=depth, input_size=input_size, precision=self.precision_plugin)
 
     def export(
         self,

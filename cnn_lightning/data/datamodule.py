@@ -3,7 +3,6 @@ a seeded validation split, batches resized (and augmented, where asked) on the d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
@@ -75,8 +74,6 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.classes = CLASSES
         self.num_classes = len(CLASSES)
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.steps_per_batch = 1  # training batches per delivered batch: the model's chunked steps set it
-        self.first_training_batch: torch.Tensor | None = None  # of a fit in chunks, prepared: the input grid's
         self.augmentation = TrainAugmentation(
             size=resize,
             crop_padding=random_crop_padding,
@@ -121,7 +118,6 @@ class FashionMNISTDataModule(L.LightningDataModule):
             rank, world_size = self.trainer.global_rank, self.trainer.world_size
             if train:
                 position_fn = self._completed_batches
-        trainer = self.trainer
         return TensorBatchLoader(
             images,
             labels,
@@ -132,9 +128,6 @@ class FashionMNISTDataModule(L.LightningDataModule):
             world_size=world_size,
             position_fn=position_fn,
             with_index=with_index,
-            steps_fn=(lambda: self.steps_per_batch) if train else None,
-            limit_fn=(lambda: trainer.num_training_batches) if train and trainer is not None else None,
-            global_step_fn=(lambda: trainer.global_step) if train and trainer is not None else None,
         )
 
     def _completed_batches(self) -> int:
@@ -159,22 +152,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
         return self._loader("predict", train=False, with_index=True)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """A batch as the model takes it, on its device: resized, and augmented while training."""
         if isinstance(batch, torch.Tensor):  # the model's example_input_array, already float and sized
             return batch
         images, labels, *index = batch
-        training = self.trainer is not None and self.trainer.training
-        if training and self.steps_per_batch > 1:
-            return batch  # a chunk of training batches, as stored: mini_batches prepares each as it is trained
         images = resize_batch(images, self.resize)
+        training = self.trainer is not None and self.trainer.training
         images = self.augmentation(images) if training else self.augmentation.evaluate(images)
         return (images, labels, *index)
-
-    def mini_batches(self, images: torch.Tensor, labels: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The training batches of a chunk, each resized and augmented as it is reached: the same random draws, in
-        the same order between the model's own (dropout), as one batch at a time, and one batch's float images in
-        memory at a time."""
-        for start in range(0, len(labels), self.batch_size):
-            batch = self.augmentation(resize_batch(images[start : start + self.batch_size], self.resize))
-            if self.first_training_batch is None:  # a copy of the grid's images, not the whole batch's memory
-                self.first_training_batch = batch[:INPUT_GRID_IMAGES].clone()
-            yield batch, labels[start : start + self.batch_size]

@@ -33,13 +33,8 @@ class TensorBatchLoader:
     The index order comes from ``torch.utils.data.DistributedSampler``: seeded, reshuffled per epoch through
     ``set_epoch`` (Lightning calls it on ``loader.sampler``), and a disjoint shard per rank. ``state_dict``
     records the epoch and the batches produced so a mid-epoch resume continues the same order. Under a
-    Trainer, ``position_fn`` says how many batches of the epoch the loop has completed: Lightning fetches one
+    Trainer, ``position_fn`` says how many batches of the epoch the loop has completed: Lightning may fetch a
     batch ahead, so the iterator's own count would skip a batch on resume.
-
-    ``steps_fn`` (read as an epoch starts) makes each yielded batch a chunk of up to that many consecutive batches
-    of the same order (cnn_lightning/training/chunked_steps.py), stopping at ``limit_fn()`` batches; chunks end
-    where ``global_step_fn() + batches`` is a multiple of the chunk, so that steps due every N (N a multiple of it)
-    fall on a chunk's end; length, position and state still count single batches.
     """
 
     def __init__(
@@ -55,12 +50,8 @@ class TensorBatchLoader:
         drop_last: bool = False,
         position_fn: Callable[[], int] | None = None,
         with_index: bool = False,
-        steps_fn: Callable[[], int] | None = None,
-        limit_fn: Callable[[], int | float] | None = None,
-        global_step_fn: Callable[[], int] | None = None,
     ) -> None:
         self.position_fn, self.with_index = position_fn, with_index
-        self.steps_fn, self.limit_fn, self.global_step_fn = steps_fn, limit_fn, global_step_fn
         self.images, self.labels, self.batch_size, self.drop_last = images, labels, batch_size, drop_last
         self.sampler = DistributedSampler(
             range(len(labels)), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
@@ -77,22 +68,11 @@ class TensorBatchLoader:
         order = torch.tensor(list(self.sampler), device=self.images.device)
         start = self.position_fn() if self.position_fn is not None else self._resume_at
         self._resume_at = 0
-        chunk = self.steps_fn() if self.steps_fn is not None else 1
-        stop = len(self) if chunk == 1 or self.limit_fn is None else int(min(len(self), self.limit_fn()))
-        steps_before = (self.global_step_fn() if self.global_step_fn is not None else 0) - start
-        batch = start
-        while batch < stop:
-            self._produced = min(batch + chunk - (steps_before + batch) % chunk, stop)
+        for batch in range(start, len(self)):
+            self._produced = batch + 1
             index = order[batch * self.batch_size : self._produced * self.batch_size]
-            batch = self._produced
-            yield (
-                (self.images[index], self.labels[index], index)
-                if self.with_index
-                else (
-                    self.images[index],
-                    self.labels[index],
-                )
-            )
+            images, labels = self.images[index], self.labels[index]
+            yield (images, labels, index) if self.with_index else (images, labels)
         self._produced = 0
 
     def state_dict(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, OneCycleLR, SequentialLR
 
-from cnn_lightning.errors import ConfigError
+from cnn_lightning.errors import ConfigError, DivergenceError, require_positive
 
 Schedule = Literal["constant", "cosine", "onecycle"]
 WARMUP_START_FACTOR = 0.01  # warm-up begins at 1 % of the peak learning rate
@@ -109,6 +109,47 @@ def trainer_schedule(
     return per_step_schedule(optimizer, schedule=schedule, total_steps=total, warmup_steps=warmup)
 
 
+def configure_schedule(model: Any, optimizer: torch.optim.Optimizer, lr_scheduler: Any = None) -> Any:
+    """What ``model.configure_optimizers`` returns: ``optimizer`` with the model's per-step schedule (its
+    ``lr_schedule`` and ``warmup_epochs``), or with ``lr_scheduler`` (LightningCLI's ``lr_scheduler:``, stepped per
+    epoch as LightningCLI does) when the config names one; ``model.schedule_source`` says which (``"model"``,
+    ``"cli"`` or ``None``), as ``model.optimizer_source`` says ``"cli"`` once a config's ``optimizer:`` replaced the
+    model's SGD."""
+    from lightning.pytorch.cli import LightningCLI
+
+    hp = model.hparams
+    if lr_scheduler is not None:
+        if hp.lr_schedule != "constant" or hp.warmup_epochs:
+            raise ConfigError(
+                f"Two learning-rate schedules: lr_scheduler {type(lr_scheduler).__name__} and the model's "
+                f"{describe_schedule(hp.lr_schedule, hp.warmup_epochs)}. Keep one: drop lr_scheduler, or set "
+                "--model.init_args.lr_schedule constant --model.init_args.warmup_epochs 0."
+            )
+        model.schedule_source = "cli"
+        return LightningCLI.configure_optimizers(model, optimizer, lr_scheduler)  # ReduceLROnPlateau's monitor
+    scheduler = trainer_schedule(optimizer, model._trainer, schedule=hp.lr_schedule, warmup_epochs=hp.warmup_epochs)
+    model.schedule_source = "model" if scheduler is not None else None
+    if scheduler is None:
+        return optimizer
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def check_optimization_settings(
+    lr: float, momentum: float, weight_decay: float, nesterov: bool, warmup_epochs: float, label_smoothing: float
+) -> None:
+    """Refuse settings the optimizer, the schedule or the criterion would reject later, naming the flag."""
+    require_positive(lr, name="The learning rate", flag="--model.init_args.lr")
+    require_positive(momentum, name="Momentum", flag="--model.init_args.momentum", allow_zero=True)
+    require_positive(weight_decay, name="Weight decay", flag="--model.init_args.weight_decay", allow_zero=True)
+    require_positive(warmup_epochs, name="The warm-up", flag="--model.init_args.warmup_epochs", allow_zero=True)
+    if nesterov and not momentum:
+        raise ConfigError("Nesterov momentum needs momentum > 0. Set --model.init_args.momentum (e.g. 0.9).")
+    if not 0 <= label_smoothing < 1:
+        raise ConfigError(
+            f"label_smoothing must be in [0, 1), got {label_smoothing}. Set --model.init_args.label_smoothing."
+        )
+
+
 def describe_schedule(schedule: Schedule, warmup_epochs: float) -> str:
     """``warm-up (1 epoch) then cosine``, ``one-cycle``, ``constant``: for messages."""
     name = {"constant": "constant", "cosine": "cosine decay", "onecycle": "one-cycle"}[schedule]
@@ -148,6 +189,12 @@ def divergence_advice(
     )
 
 
+def raise_divergence(module: Any, loss: float, epoch: int, step: int, batch_idx: int) -> None:
+    """Stop the run, naming where the loss went non-finite; the checkpoints on disk predate it (the model's
+    divergence guard calls it)."""
+    raise DivergenceError(divergence_message(module, loss, epoch=epoch, step=step, batch_idx=batch_idx))
+
+
 def divergence_message(module: Any, loss: float, *, epoch: int, step: int, batch_idx: int) -> str:
     """The one line a diverged run ends with: where, what to lower (in the flags of what ran), the intact checkpoint."""
     trainer = module._trainer
@@ -157,10 +204,10 @@ def divergence_message(module: Any, loss: float, *, epoch: int, step: int, batch
     after = f", after {skips} steps in a row the gradient scaler skipped" if skips else ""
     schedulers = trainer.lr_scheduler_configs if trainer else []
     hp = module.hparams
-    own = (hp.lr_schedule, hp.warmup_epochs) if module.schedule_source == "model" else None
+    own = (hp.lr_schedule, hp.warmup_epochs) if getattr(module, "schedule_source", None) == "model" else None
     advice = divergence_advice(
         optimizer,
-        from_cli=module.optimizer_source == "cli",
+        from_cli=getattr(module, "optimizer_source", "model") == "cli",
         model_lr=hp.lr,
         scheduler=schedulers[0].scheduler if schedulers else None,
         schedule=own,

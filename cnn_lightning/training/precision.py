@@ -1,7 +1,8 @@
 """Everything the project knows about a run's precision, in one place: the precision a run gets when its config sets
 none (bf16-mixed where the device computes bfloat16 natively, float32 elsewhere; ``--trainer.precision 32-true`` is
-always the book's exact numerics), the dtype each precision computes in (for the device's peak FLOP/s), and which
-spellings mean float32 (for ``summary``'s note).
+always the book's exact numerics), and what a run's precision plugin does, read from the plugin itself (Lightning's
+source of truth): the dtype it computes in (for the device's peak FLOP/s and ``summary``'s note), whether it keeps a
+gradient scaler, and whether it does nothing but autocast (what the engine's steps can take).
 
 * CUDA GPUs: compute capability 8.0 or newer (Ampere onwards) run bf16 on tensor cores at twice the TF32 rate;
   7.x (V100, T4) has fp16 tensor cores but no bf16, and gets ``16-mixed`` with Lightning's gradient scaler.
@@ -15,28 +16,36 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+
+from cnn_lightning.lightning_contract import plugin_compute_dtype
 
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 FP16_TENSOR_CORES = (7, 0)  # Volta onwards; bf16 from 8.0 (Ampere)
-# Compute dtype of each Trainer precision, for the device's peak FLOP/s (MFU); anything else counts as float32.
-PRECISION_DTYPES = {
-    "bf16-mixed": torch.bfloat16,
-    "bf16-true": torch.bfloat16,
-    "16-mixed": torch.float16,
-    "16-true": torch.float16,
-    "64-true": torch.float64,
-}
-FLOAT32_PRECISIONS = ("None", "32", "32-true")  # Lightning's spellings of its default
 
 
-def compute_dtype(precision: object) -> torch.dtype:
-    """The dtype a run with Trainer ``precision`` computes its convolutions and matrix products in."""
-    return PRECISION_DTYPES.get(str(precision), torch.float32)
+def compute_dtype(plugin: Precision) -> torch.dtype:
+    """The dtype a run with this precision plugin (``trainer.precision_plugin``) computes its convolutions and matrix
+    products in."""
+    return plugin_compute_dtype(plugin)
 
 
-def is_float32(precision: object) -> bool:
-    """Whether Trainer ``precision`` is plain float32 (Lightning's default, in any of its spellings)."""
-    return str(precision) in FLOAT32_PRECISIONS
+def is_float32(plugin: Precision) -> bool:
+    """Whether the plugin computes in plain float32 (Lightning's default)."""
+    return compute_dtype(plugin) == torch.float32
+
+
+def has_gradient_scaler(plugin: Precision) -> bool:
+    """Whether the plugin scales the loss and may skip a step (``16-mixed``'s gradient scaler)."""
+    return getattr(plugin, "scaler", None) is not None
+
+
+def only_autocasts(plugin: Precision) -> bool:
+    """Whether the plugin does nothing around a step but autocast its forward: ``32-true`` and ``bf16-mixed``, not a
+    gradient scaler's ``16-mixed`` or a plugin of another kind (which converts inputs or wraps the optimizer)."""
+    if type(plugin) is MixedPrecision:
+        return not has_gradient_scaler(plugin)
+    return type(plugin) is Precision
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:

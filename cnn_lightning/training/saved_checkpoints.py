@@ -5,11 +5,14 @@ random generators' state."""
 from __future__ import annotations
 
 import importlib
+import io
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from cnn_lightning.errors import ConfigError
+from cnn_lightning.legacy import upgrade_hyperparameters
 from cnn_lightning.runs import checkpoint_model
 
 
@@ -40,13 +43,28 @@ def renamed_network_keys(
     return {renamed.get(key, key): value for key, value in state.items()}
 
 
-def checkpoint_class(checkpoint_path: Any) -> type:
+def checkpoint_class(checkpoint: dict[str, Any], checkpoint_path: Any) -> type:
     """The LightningModule class a checkpoint was saved from, by the path LightningCLI recorded (0.1.0's paths too)."""
-    held = checkpoint_model(torch.load(checkpoint_path, map_location="cpu", weights_only=True))
-    module, _, name = str(held or "").rpartition(".")
+    module, _, name = str(checkpoint_model(checkpoint) or "").rpartition(".")
     if not module:
         raise ConfigError(f"{checkpoint_path} names no model class. Call the model's own load_from_checkpoint.")
     return getattr(importlib.import_module(module), name)  # the path is data here: the checkpoint names the class
+
+
+def load_classifier(cls: type, base: type, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
+    """``cls.load_from_checkpoint`` as Lightning does it, for a checkpoint of any version: called on ``base``
+    (``Classifier``), the class the checkpoint names; hyperparameters an earlier version saved, as today's model takes
+    them (legacy.upgrade_hyperparameters; read through memory-mapping, so only they are read twice)."""
+    if isinstance(checkpoint_path, str | Path):
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+        cls = checkpoint_class(checkpoint, checkpoint_path) if cls is base else cls
+        hparams = checkpoint.get("hyper_parameters", {})
+        if upgrade_hyperparameters(hparams) != hparams:
+            checkpoint["hyper_parameters"] = upgrade_hyperparameters(hparams)
+            checkpoint_path = io.BytesIO()
+            torch.save(checkpoint, checkpoint_path)
+            checkpoint_path.seek(0)
+    return super(base, cls).load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
 
 def save_random_state(checkpoint: dict[str, Any], device: torch.device) -> None:

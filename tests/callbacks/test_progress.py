@@ -47,7 +47,7 @@ def test_steps_build_no_profiler_context_and_redraw_the_bar_by_time(
     monkeypatch.chdir(tmp_path)
     cli = make_cli(["--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.max_steps", "40",
                     "--trainer.limit_val_batches", "0", "--data.batch_size", "32",
-                    "--model.init_args.steps_per_batch", "1"], run=False)  # fmt: skip  # Lightning's hooks per step
+                    "--trainer.strategy.steps_per_batch", "1"], run=False)  # fmt: skip  # Lightning's hooks per step
     profiler, bar = cli.trainer.profiler, cli.trainer.progress_bar_callback
     assert profiler.profile("[Callback]A.on_train_batch_end") is profiler.profile("[Strategy]B.training_step")
     bar.min_interval = min_interval

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnn_lightning.commands.fit import make_cli
 from cnn_lightning.runs import load_checkpoint
+from tests.engine.test_chunked_steps import terminate_while_preparing
 
 SHORT = ["--trainer.limit_train_batches", "12", "--trainer.limit_val_batches", "3", "--trainer.accelerator", "cpu"]
 
@@ -58,22 +57,10 @@ def test_resume_at_epoch_boundary_is_exact(straight: dict, data_dir: Path, tmp_p
     assert (run / "config.yaml").is_file() and (run / "config.resume-1.yaml").is_file()
 
 
-class TerminateAt(L.Callback):
-    """Sends this process SIGTERM during optimizer step ``step``, as a cluster's scheduler or ``kill`` would: in the
-    middle of a chunk of steps (training/chunked_steps.py), which stops after it."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_before_optimizer_step(self, trainer: L.Trainer, *args) -> None:
-        if trainer.global_step == self.step - 1:
-            signal.raise_signal(signal.SIGTERM)
-
-
 def test_resume_mid_epoch_continues_the_data_order(straight: dict, data_dir: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     cli = make_cli(["--config", "lenet_bn.yaml", "--data.data_dir", str(data_dir), *SHORT], run=False)
-    cli.trainer.callbacks.append(TerminateAt(7))
+    terminate_while_preparing(7, cli.trainer, cli.datamodule)  # in the middle of a chunk of steps, which stops after it
     with pytest.raises(SIGTERMException):
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     stopped = last_checkpoint(tmp_path)

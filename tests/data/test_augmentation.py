@@ -101,7 +101,7 @@ def test_training_batches_are_augmented_and_evaluation_batches_only_normalized(d
         default_root_dir=tmp_path,
     )  # fmt: skip
     # One step per batch: each batch passes on_after_batch_transfer prepared (a chunk passes it as stored)
-    trainer.fit(LeNetBN(steps_per_batch=1), datamodule=RawBatches(data_dir=str(data_dir), batch_size=64, **RECIPE_DATA))
+    trainer.fit(LeNetBN(), datamodule=RawBatches(data_dir=str(data_dir), batch_size=64, **RECIPE_DATA))
     for raw, seen in capture.seen["val"]:
         assert torch.equal(seen, normalize(resize_batch(raw, 28)))  # exactly the plain pipeline, standardized
     for raw, seen in capture.seen["train"]:

@@ -22,6 +22,7 @@ from cnn_lightning.models import (
     TransitionBlock,
     VGGBlock,
 )
+from cnn_lightning.training.network_check import book_input_size
 
 
 def count(module: nn.Module) -> int:
@@ -32,7 +33,7 @@ def count(module: nn.Module) -> int:
 def test_parameter_count_and_output_shape(name: str) -> None:
     size, parameters = MODELS[name].record.input_size, MODELS[name].record.num_params
     model = MODELS[name]()
-    assert model.input_size == size == MODELS[name].book_input_size()
+    assert model.input_size == size == book_input_size(MODELS[name])
     assert count(model) == parameters
     model.eval()
     with torch.no_grad():

@@ -166,6 +166,8 @@ class WatchSteps(L.Callback):
     """Records host reads from the first batch starting at or past optimizer step ``first`` to the first ending at or
     past ``last``, hooks included (a chunk of steps holds several; ``steps`` says how many were watched)."""
 
+    handles_chunks = True  # it reads the step counters, so the engine keeps its chunks
+
     def __init__(self, first: int, last: int) -> None:
         self.first, self.last, self.mode = first, last, HostReads()
         self.started: int | None = None
@@ -195,13 +197,13 @@ def test_steady_state_steps_read_nothing_back_to_python(
         monkeypatch.setattr(metric, "update", counted(metric.update, updates))
     cli = make_cli(["--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.max_steps", "32",
                     "--trainer.limit_val_batches", "0", "--data.batch_size", "32",
-                    "--model.init_args.steps_per_batch", str(steps_per_batch)], run=False)  # fmt: skip
+                    "--trainer.strategy.steps_per_batch", str(steps_per_batch)], run=False)  # fmt: skip
     watch = WatchSteps(5, 30)
     cli.trainer.callbacks.append(watch)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     reads = [read for read in watch.mode.reads if "(check)" not in read or "finite_loss_guard.py" not in read]
     assert not reads, reads
-    assert watch.steps >= 20 and cli.model.steps_per_batch == steps_per_batch
+    assert watch.steps >= 20 and cli.trainer.strategy.chunk_steps == steps_per_batch
     # one guard check a step, no more
     assert sum("finite_loss_guard.py" in read for read in watch.mode.reads) == watch.steps
     # torchmetrics takes the epoch's 32 batches in one update each at its end, not one per step (0.5 ms a step)

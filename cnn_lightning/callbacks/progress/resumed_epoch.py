@@ -12,6 +12,8 @@ class ResumedEpochProgress(Callback):
     """Gives the progress bar its epoch after a mid-epoch resume: Lightning does not call ``on_train_epoch_start``
     for an epoch it resumes, so the bar would read ``Training: 91/?`` instead of ``Epoch 0: 91/215``."""
 
+    handles_chunks = True  # it reads the epoch, which a chunk of steps (cnn_lightning.engine) never spans
+
     def __init__(self) -> None:
         self._started_epoch: int | None = None
 

@@ -30,8 +30,8 @@ class SteadyProgressBar(TQDMProgressBar):
     BAR_FORMAT = "{desc} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}"
     # The logged metrics the bar shows, in this order (not v_num: the run's folder says the version).
     SHORT_NAMES: ClassVar[dict[str, str]] = {"train/loss": "loss", "train/acc": "acc", "val/acc": "val_acc"}
-    # It counts the batches a chunk of optimizer steps trained (training/chunked_steps.py), not Lightning's batches.
-    counts_chunked_steps = True
+    # It counts the batches a chunk of optimizer steps trained (cnn_lightning.engine), not Lightning's batches.
+    handles_chunks = True
 
     def __init__(
         self, refresh_rate: int = 1, process_position: int = 0, leave: bool = False, min_interval: float = 0.1
@@ -73,7 +73,7 @@ class SteadyProgressBar(TQDMProgressBar):
         return False
 
     # Each bar's per-batch hook runs only when a redraw is due; Lightning draws batch_idx + 1 as the count. A chunk of
-    # optimizer steps (training/chunked_steps.py) counts as the batches it trained.
+    # optimizer steps (cnn_lightning.engine) counts as the batches it trained.
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:  # fmt: skip
         self._trained = processed_train_batches(trainer)
