@@ -57,6 +57,7 @@ class Classifier(L.LightningModule):
             per-batch loop paid once per chunk: training/chunked_steps.py); ``None``: the measured default, 1: off.
         cuda_graph: on CUDA, replay each full chunk of steps from one captured CUDA graph (training/chunk_graph.py;
             where it cannot, the fit says why and runs the chunks eagerly).
+        init: weight initialization: ``xavier`` (the book's), ``kaiming`` or ``default`` (models/weight_init.py).
     """
 
     #: The network's facts (book section, size, parameters, accuracy, classes): each architecture's models.record
@@ -84,6 +85,7 @@ class Classifier(L.LightningModule):
         label_smoothing: float = 0.0,
         steps_per_batch: int | None = None,
         cuda_graph: bool = False,
+        init: Literal["xavier", "kaiming", "default"] = "xavier",
     ) -> None:
         super().__init__()
         require_positive(lr, name="The learning rate", flag="--model.init_args.lr")
@@ -139,16 +141,14 @@ class Classifier(L.LightningModule):
             net = self.build_network()
             shape = output_shape(net, (2, hp.in_channels, size, size))
         except RuntimeError as error:
-            raise InputSizeError(
-                f"{name} cannot take {size}x{size} images: {str(error).splitlines()[0]}. "
-                f"Use its book size {self.book_input_size()} (--model.init_args.input_size)."
-            ) from None
-        if tuple(shape) != (2, hp.num_classes):
-            raise InputSizeError(
-                f"{name} cannot take {size}x{size} images: they give outputs of shape {tuple(shape)[1:]}, "
-                f"not ({hp.num_classes},). Use its book size {self.book_input_size()}."
-            )
-        return net
+            problem = str(error).splitlines()[0]
+        else:
+            if tuple(shape) == (2, hp.num_classes):
+                return net
+            problem = f"they give outputs of shape {tuple(shape)[1:]}, not ({hp.num_classes},)"
+        from cnn_lightning.models.sizes import size_advice  # the size that works; the models build on this class
+
+        raise InputSizeError(f"{name} cannot take {size}x{size} images: {problem}. {size_advice(self)}") from None
 
     @property
     def flops_per_batch(self) -> int | None:
@@ -168,10 +168,10 @@ class Classifier(L.LightningModule):
         return cls.record.input_size if cls.record else inspect.signature(cls.__init__).parameters["input_size"].default
 
     def init_weights(self) -> None:
-        """Xavier-uniform on every convolution and linear weight, exactly as the book's ``init_weights``."""
-        for module in self.net.modules():
-            if type(module) in (nn.Linear, nn.Conv2d):
-                nn.init.xavier_uniform_(module.weight)
+        """The configured ``init`` of every convolution and linear weight; ``xavier`` is the book's ``init_weights``."""
+        from cnn_lightning.models.weight_init import init_weights  # the models package builds on this class
+
+        init_weights(self.net, self.hparams.init)
 
     def setup(self, stage: str) -> None:
         on_cuda = self.trainer.strategy.root_device.type == "cuda"
