@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from cnn_lightning.errors import ConfigError
+from cnn_lightning.errors import require_positive
 from cnn_lightning.models.layers import choice, probability
 from cnn_lightning.models.record import BookAccuracy, ModelRecord
 from cnn_lightning.scratch.shapes import flat_features
@@ -72,8 +72,7 @@ class AlexNet(Classifier):
     def build_network(self) -> nn.Module:
         hp = self.hparams
         probability(hp.dropout, flag="--model.init_args.dropout")
-        if hp.width <= 0:
-            raise ConfigError(f"--model.init_args.width must be positive, got {hp.width}: e.g. 0.25 for a quarter.")
+        require_positive(hp.width, name="The width", flag="--model.init_args.width")
         stem = choice(hp.stem, ("book", "small"), flag="--model.init_args.stem")
         convolutions = (SMALL_STEM if stem == "small" else CONVOLUTIONS[0], *CONVOLUTIONS[1:])
         layers: list[nn.Module] = []

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from cnn_lightning.errors import ConfigError
+from cnn_lightning.errors import ConfigError, require_positive
 from cnn_lightning.models.layers import choice, positive_ints
 from cnn_lightning.models.record import BookAccuracy, ModelRecord
 from cnn_lightning.models.stems import stem
@@ -103,9 +103,6 @@ def _checkpointed(layer: nn.Module, features: list[torch.Tensor]) -> torch.Tenso
     return checkpoint(concat_layer, *features, use_reentrant=False)
 
 
-POOLING: dict[str, type[nn.Module]] = {"max": nn.AdaptiveMaxPool2d, "avg": nn.AdaptiveAvgPool2d}
-
-
 class TransitionBlock(nn.Sequential):
     """Batch norm, ReLU, 1×1 convolution to ``out_channels`` and 2×2 average pooling halving the resolution."""
 
@@ -125,6 +122,7 @@ TABLE_1: dict[str, tuple[int, ...]] = {
     "densenet201": (6, 12, 48, 32),
     "densenet264": (6, 12, 64, 48),
 }
+POOLING: dict[str, type[nn.Module]] = {"max": nn.AdaptiveMaxPool2d, "avg": nn.AdaptiveAvgPool2d}
 
 
 class DenseNet(Classifier):
@@ -184,7 +182,7 @@ class DenseNet(Classifier):
     def build_network(self) -> nn.Module:
         hp = self.hparams
         positive_ints(hp.convs_per_block, flag="--model.init_args.convs_per_block")
-        positive_ints([hp.growth_rate], flag="--model.init_args.growth_rate")
+        require_positive(hp.growth_rate, name="The growth rate", flag="--model.init_args.growth_rate")
         if not 0 < hp.compression <= 1:
             raise ConfigError(
                 f"--model.init_args.compression is the share of channels a transition keeps, in (0, 1], got "

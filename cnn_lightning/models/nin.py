@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from cnn_lightning.errors import ConfigError
+from cnn_lightning.errors import ConfigError, require_positive
 from cnn_lightning.models.layers import choice, positive_ints, probability
 from cnn_lightning.models.record import BookAccuracy, ModelRecord
 from cnn_lightning.scratch.shapes import flat_features
@@ -95,7 +95,9 @@ class NiN(Classifier):
     def build_network(self) -> nn.Module:
         hp = self.hparams
         probability(hp.dropout, flag="--model.init_args.dropout")
-        positive_ints([hp.pointwise_convs], flag="--model.init_args.pointwise_convs", allow_zero=True)
+        require_positive(
+            hp.pointwise_convs, name="The 1×1 count", flag="--model.init_args.pointwise_convs", allow_zero=True
+        )
         choice(hp.pointwise_kernel_size, (1, 3), flag="--model.init_args.pointwise_kernel_size")
         positive_ints(hp.blocks_per_stage, flag="--model.init_args.blocks_per_stage")
         if len(hp.blocks_per_stage) != len(STAGES):

@@ -202,3 +202,10 @@ def test_exercises_stack_with_the_book_configs_and_recipes(data_dir: Path, tmp_p
     assert "AutoMicroBatch" in [type(callback).__name__ for callback in cli.trainer.callbacks]
     cli = make_cli(["--config", "exercises/8.6-2-resnet34", "--config", "recipes/resnet", *common], run=False)
     assert stage_lengths(cli.model) == [3, 4, 6, 3] and cli.model.hparams.lr_schedule == "cosine"
+
+
+def test_the_readme_table_lists_every_exercise_config() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Exercises\n") :].split("\n## ", 1)[0]
+    listed = re.findall(r"`exercises/([\w.-]+)\.yaml`", section)
+    assert sorted(listed) == sorted(EXERCISES)
