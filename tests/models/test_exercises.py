@@ -12,8 +12,9 @@ import pytest
 import yaml
 from torch import nn
 
-from cnn_lightning.commands.config_files import available_configs
+from cnn_lightning.commands.config_files import available_configs, resolve_config
 from cnn_lightning.commands.fit import make_cli
+from cnn_lightning.errors import ConfigError
 from cnn_lightning.models import (
     Bottleneck,
     BottleneckDenseLayer,
@@ -155,6 +156,15 @@ def header(name: str) -> list[str]:
 def test_every_exercise_config_is_checked_and_reachable_by_name() -> None:
     assert {path.stem for path in FOLDER.glob("*.yaml")} == set(EXERCISES)
     assert {f"exercises/{name}.yaml" for name in EXERCISES} <= set(available_configs())
+
+
+def test_a_mistyped_exercise_name_is_told_the_near_ones_not_all() -> None:
+    with pytest.raises(ConfigError) as error:
+        resolve_config("exercises/7.6-1.1-max-pool")
+    message = str(error.value)
+    assert "Did you mean exercises/7.6-1.1-max-pooling" in message
+    assert f"exercises/ ({len(EXERCISES)} configs)" in message and "8.6-2-resnet34" not in message
+    assert "recipes/resnet.yaml" in message and "\n" not in message
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
