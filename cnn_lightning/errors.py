@@ -56,6 +56,13 @@ def require_positive(value: float | None, *, name: str, flag: str, allow_zero: b
     raise ConfigError(f"{name} must be {bound}, got {value}. Set {flag} to a {bound} value.")
 
 
+def require_choice(value: str, allowed: Sequence[str], *, flag: str) -> str:
+    """``value`` if it is one of ``allowed``; else one line naming the choices (Python callers skip the CLI's check)."""
+    if value not in allowed:
+        raise ConfigError(f"{flag} takes one of {', '.join(allowed)}, got {value!r}.")
+    return value
+
+
 def causes(error: BaseException | None) -> Iterator[BaseException]:
     """``error`` and its chain of causes, each once (jsonargparse and Lightning wrap what they raise)."""
     seen: set[int] = set()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from cnn_lightning.legacy import upgrade_config, warn_once
 from cnn_lightning.runs import saved_config_args
 
 CONFIG_DIRS = (Path("configs"), Path(__file__).resolve().parents[2] / "configs")  # the repo's, beside the package
+MAX_LISTED = 8  # configs of a folder named one by one in "not found"; a folder of more (exercises/) is one entry
 
 
 def available_configs() -> list[str]:
@@ -35,9 +38,18 @@ def resolve_config(name: str) -> str:
             if candidate.is_file():
                 return str(candidate)
     raise ConfigError(
-        f"Config '{name}' not found in the working directory or in configs/. "
-        f"Available: {', '.join(available_configs()) or 'none'}."
+        f"Config '{name}' not found in the working directory or in configs/. {_suggestions(name, available_configs())}"
     )
+
+
+def _suggestions(name: str, names: list[str]) -> str:
+    """The names close to ``name``, then the configs by name, a folder of many (``exercises/``) as one entry."""
+    close = difflib.get_close_matches(name.removesuffix(".yaml"), [n.removesuffix(".yaml") for n in names], n=3)
+    folders = Counter(entry.split("/")[0] for entry in names if "/" in entry)
+    listed = [entry for entry in names if "/" not in entry or folders[entry.split("/")[0]] <= MAX_LISTED]
+    listed += [f"{folder}/ ({count} configs)" for folder, count in folders.items() if count > MAX_LISTED]
+    hint = f"Did you mean {', '.join(close)}? " if close else ""
+    return f"{hint}Available: {', '.join(listed) or 'none'}."
 
 
 def resolve_config_args(argv: Sequence[str]) -> list[str]:

@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnn_lightning.errors import ConfigError
+from cnn_lightning.models.variants import record_line
 from cnn_lightning.scratch.shapes import meta_state
 from cnn_lightning.training.classifier import Classifier
 from cnn_lightning.training.precision import is_float32
@@ -278,13 +279,8 @@ def print_summary(
     summary = summarize(model, batch_size=batch_size, depth=depth)
     cls = type(model)
     print(format_summary(f"{cls.__name__} ({cls.__module__}.{cls.__qualname__})", summary))
-    if cls.record is not None:
-        record = cls.record
-        print(
-            f"Book: D2L §{record.book_section} {record.title}, trained at {record.input_size} px with SGD lr "
-            f"{record.lr:g}, batch {record.batch_size}: test accuracy after 10 epochs {record.book_accuracy} "
-            "(median [range] of 66 builds)."
-        )
+    if line := record_line(model):  # the book's figures, or what a variant changes instead of claiming them
+        print(line)
     if precision is not None and not is_float32(precision):
         print(
             f"Note: the config trains with precision {precision.precision}; these figures are for {summary.dtype} "

@@ -1,20 +1,102 @@
-"""LeNet-5 (LeCun et al. 1998) as in D2L §7.6, and with batch normalization (Ioffe & Szegedy 2015) as in §8.5."""
+"""LeNet-5 (LeCun et al. 1998) as in D2L §7.6, and with batch normalization (Ioffe & Szegedy 2015) as in §8.5.
+
+Both are built by :func:`lenet_features` and :func:`lenet_head` from their settings; the defaults are the book's
+networks, layer for layer (same modules at the same indices, so the same checkpoint keys and, for a seed, the same
+initial weights). §7.6's exercises change the settings: max pooling, ReLU, other windows, widths and layer counts.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import nn
 
+from cnn_lightning.errors import ConfigError
+from cnn_lightning.models.batch_norm import BatchNormKind, batch_norm_layer
+from cnn_lightning.models.layers import (
+    Activation,
+    Pooling,
+    activation,
+    pooling,
+    positive_ints,
+    probability,
+    same_length,
+)
 from cnn_lightning.models.record import BookAccuracy, ModelRecord
-from cnn_lightning.scratch.batch_norm import BatchNorm
 from cnn_lightning.scratch.shapes import flat_features
 from cnn_lightning.training.classifier import Classifier
 
+#: The normalization after a layer, given its name (``conv1``, ``fc2``…), its width and 2 or 4 input dimensions.
+Norm = Callable[[str, int, int], "nn.Module | None"]
+
+
+def lenet_features(
+    *,
+    in_channels: int,
+    channels: Sequence[int],
+    kernel_sizes: Sequence[int],
+    paddings: Sequence[int],
+    activation_name: str,
+    pooling_name: str,
+    norm: Norm | None = None,
+) -> nn.Sequential:
+    """Convolution, [norm], activation and 2×2 stride-2 pooling for each entry of ``channels``."""
+    layers: list[nn.Module] = []
+    for index, (width, kernel, padding) in enumerate(zip(channels, kernel_sizes, paddings, strict=True), start=1):
+        layers.append(nn.Conv2d(in_channels, width, kernel_size=kernel, padding=padding))
+        if norm is not None and (layer := norm(f"conv{index}", width, 4)) is not None:
+            layers.append(layer)
+        layers += [activation(activation_name, flag="--model.init_args.activation")]
+        layers += [pooling(pooling_name, flag="--model.init_args.pooling")]
+        in_channels = width
+    return nn.Sequential(*layers)
+
+
+def lenet_head(
+    *,
+    in_features: int,
+    hidden_units: Sequence[int],
+    num_classes: int,
+    activation_name: str,
+    dropout: float = 0.0,
+    norm: Norm | None = None,
+) -> nn.Sequential:
+    """Flatten, then a fully connected layer, [norm], activation and [dropout] per hidden width, then the output."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    for index, width in enumerate(hidden_units, start=1):
+        layers.append(nn.Linear(in_features, width))
+        if norm is not None and (layer := norm(f"fc{index}", width, 2)) is not None:
+            layers.append(layer)
+        layers.append(activation(activation_name, flag="--model.init_args.activation"))
+        if dropout:  # no module at all by default: the book's indices, hence checkpoint keys, stay
+            layers.append(nn.Dropout(dropout))
+        in_features = width
+    layers.append(nn.Linear(in_features, num_classes))
+    return nn.Sequential(*layers)
+
+
+def _check_layout(hp: Any) -> None:
+    positive_ints(hp.channels, flag="--model.init_args.channels")
+    positive_ints(hp.kernel_sizes, flag="--model.init_args.kernel_sizes")
+    positive_ints(hp.paddings, flag="--model.init_args.paddings", allow_zero=True)
+    positive_ints(hp.hidden_units, flag="--model.init_args.hidden_units", allow_empty=True)
+    same_length({f"--model.init_args.{name}": hp[name] for name in ("channels", "kernel_sizes", "paddings")})
+
 
 class LeNet(Classifier):
-    """The book's LeNet: two 5×5 convolutions with sigmoid and average pooling, then fc 120-84-10 with sigmoid."""
+    """The book's LeNet: two 5×5 convolutions with sigmoid and average pooling, then fc 120-84-10 with sigmoid.
+
+    Args:
+        activation: after every convolution and hidden fc layer (the book: sigmoid).
+        pooling: the 2×2 stride-2 pooling after every convolution, ``avg`` (the book) or ``max``.
+        channels: output channels of each convolution; as many convolution blocks as entries.
+        kernel_sizes: window of each convolution.
+        paddings: padding of each convolution (the book pads the first by 2 to keep 28 px, the second not).
+        hidden_units: width of each hidden fully connected layer; the output layer follows them.
+        dropout: after each hidden fc layer's activation (the book: none; AlexNet's §8.1 exercise 7 adds it).
+    """
 
     record = ModelRecord(
         title="LeNet (sigmoid, average pooling)",
@@ -26,28 +108,44 @@ class LeNet(Classifier):
         batch_size=256,
         book_accuracy=BookAccuracy(median=0.806, low=0.761, high=0.826),
         book_examples_per_sec=88_500,
+        structure=("activation", "pooling", "channels", "kernel_sizes", "paddings", "hidden_units", "dropout"),
     )
 
-    def __init__(self, *, lr: float = 0.9, input_size: int = 28, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        lr: float = 0.9,
+        input_size: int = 28,
+        activation: Activation = "sigmoid",
+        pooling: Pooling = "avg",
+        channels: tuple[int, ...] = (6, 16),
+        kernel_sizes: tuple[int, ...] = (5, 5),
+        paddings: tuple[int, ...] = (2, 0),
+        hidden_units: tuple[int, ...] = (120, 84),
+        dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(lr=lr, input_size=input_size, **kwargs)
 
     def build_network(self) -> nn.Module:
-        features = nn.Sequential(
-            nn.Conv2d(self.hparams.in_channels, 6, kernel_size=5, padding=2),
-            nn.Sigmoid(),
-            nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.Conv2d(6, 16, kernel_size=5),
-            nn.Sigmoid(),
-            nn.AvgPool2d(kernel_size=2, stride=2),
+        hp = self.hparams
+        _check_layout(hp)
+        probability(hp.dropout, flag="--model.init_args.dropout")
+        features = lenet_features(
+            in_channels=hp.in_channels,
+            channels=hp.channels,
+            kernel_sizes=hp.kernel_sizes,
+            paddings=hp.paddings,
+            activation_name=hp.activation,
+            pooling_name=hp.pooling,
         )
-        flat = flat_features(features, in_channels=self.hparams.in_channels, input_size=self.input_size)
-        head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(flat, 120),
-            nn.Sigmoid(),
-            nn.Linear(120, 84),
-            nn.Sigmoid(),
-            nn.Linear(84, self.hparams.num_classes),
+        flat = flat_features(features, in_channels=hp.in_channels, input_size=self.input_size)
+        head = lenet_head(
+            in_features=flat,
+            hidden_units=hp.hidden_units,
+            num_classes=hp.num_classes,
+            activation_name=hp.activation,
+            dropout=hp.dropout,
         )
         return nn.Sequential(OrderedDict(features=features, head=head))
 
@@ -58,6 +156,10 @@ class LeNetBN(Classifier):
     Args:
         scratch_batch_norm: use the book's from-scratch ``BatchNorm`` (§8.5.3, :mod:`cnn_lightning.scratch`)
             instead of ``nn.BatchNorm1d/2d``; same parameters, outputs and running statistics.
+        batch_norm: its kind (§8.5 exercises 4 and 5): ``full`` (the book), ``center`` (only the mean removed),
+            ``scale`` (only divided by the standard deviation) or ``fixed`` (γ = 1 and β = 0, not learned).
+        batch_norm_layers: the layers followed by batch norm (§8.5 exercise 3), of ``conv1``, ``conv2``, ``fc1``,
+            ``fc2`` (the book: all four); ``[]`` leaves LeNet with the first convolution unpadded.
     """
 
     record = ModelRecord(
@@ -70,41 +172,51 @@ class LeNetBN(Classifier):
         batch_size=256,
         book_accuracy=BookAccuracy(median=0.853, low=0.518, high=0.892),
         book_examples_per_sec=62_200,
+        structure=("batch_norm", "batch_norm_layers"),
     )
 
     channels_last_pays_on_cpu = False  # its batch norm over 6- and 16-channel maps ran at half speed in NHWC
+    LAYERS = ("conv1", "conv2", "fc1", "fc2")
 
     def __init__(
-        self, *, lr: float = 1.0, input_size: int = 28, scratch_batch_norm: bool = False, **kwargs: Any
+        self,
+        *,
+        lr: float = 1.0,
+        input_size: int = 28,
+        scratch_batch_norm: bool = False,
+        batch_norm: BatchNormKind = "full",
+        batch_norm_layers: tuple[str, ...] = LAYERS,
+        **kwargs: Any,
     ) -> None:
         super().__init__(lr=lr, input_size=input_size, **kwargs)
 
     def batch_norm(self, num_features: int, *, dims: int) -> nn.Module:
         """The normalization layer; a hook for the from-scratch variant."""
-        if self.hparams.scratch_batch_norm:
-            return BatchNorm(num_features, num_dims=dims)
-        return nn.BatchNorm2d(num_features) if dims == 4 else nn.BatchNorm1d(num_features)
+        hp = self.hparams
+        return batch_norm_layer(hp.batch_norm, num_features, dims=dims, scratch=hp.scratch_batch_norm)
+
+    def _norm(self, layer: str, width: int, dims: int) -> nn.Module | None:
+        return self.batch_norm(width, dims=dims) if layer in self.hparams.batch_norm_layers else None
 
     def build_network(self) -> nn.Module:
-        features = nn.Sequential(
-            nn.Conv2d(self.hparams.in_channels, 6, kernel_size=5),
-            self.batch_norm(6, dims=4),
-            nn.Sigmoid(),
-            nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.Conv2d(6, 16, kernel_size=5),
-            self.batch_norm(16, dims=4),
-            nn.Sigmoid(),
-            nn.AvgPool2d(kernel_size=2, stride=2),
+        hp = self.hparams
+        if unknown := sorted(set(hp.batch_norm_layers) - set(self.LAYERS)):
+            raise ConfigError(
+                f"--model.init_args.batch_norm_layers names no layer {', '.join(unknown)}: choose among "
+                f"{', '.join(self.LAYERS)} (e.g. [conv1, conv2])."
+            )
+        layout = {"activation_name": "sigmoid"}
+        features = lenet_features(
+            in_channels=hp.in_channels,
+            channels=(6, 16),
+            kernel_sizes=(5, 5),
+            paddings=(0, 0),
+            pooling_name="avg",
+            norm=self._norm,
+            **layout,
         )
-        flat = flat_features(features, in_channels=self.hparams.in_channels, input_size=self.input_size)
-        head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(flat, 120),
-            self.batch_norm(120, dims=2),
-            nn.Sigmoid(),
-            nn.Linear(120, 84),
-            self.batch_norm(84, dims=2),
-            nn.Sigmoid(),
-            nn.Linear(84, self.hparams.num_classes),
+        flat = flat_features(features, in_channels=hp.in_channels, input_size=self.input_size)
+        head = lenet_head(
+            in_features=flat, hidden_units=(120, 84), num_classes=hp.num_classes, norm=self._norm, **layout
         )
         return nn.Sequential(OrderedDict(features=features, head=head))

@@ -41,6 +41,8 @@ class ModelRecord:
         book_examples_per_sec: the book's training speed on a V100 (median; its timer leaves data loading out).
         categories: the class names, in label order.
         preprocessing: what an image goes through before the network.
+        structure: the constructor settings that shape the network; their defaults are the book's, and any other
+            value (or another ``input_size`` or ``init``) makes a variant that the book's figures do not describe.
     """
 
     title: str
@@ -54,3 +56,4 @@ class ModelRecord:
     book_examples_per_sec: float
     categories: tuple[str, ...] = field(default=tuple(FashionMNIST.classes))
     preprocessing: str = PREPROCESSING
+    structure: tuple[str, ...] = ()

@@ -11,7 +11,11 @@ from cnn_lightning.models.record import BookAccuracy, ModelRecord
 from cnn_lightning.scratch.shapes import flat_features
 from cnn_lightning.training.classifier import Classifier
 
+# Simonyan & Zisserman's Table 1, configurations A, D and E: (convolutions, channels) per block. VGG-16 and VGG-19
+# are ``--model.init_args.arch`` with these values (configs/exercises/8.2-3-vgg16.yaml, -vgg19.yaml).
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
+VGG16 = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
+VGG19 = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
 
 
 class VGGBlock(nn.Sequential):
@@ -28,7 +32,7 @@ class VGG(Classifier):
     """VGG-11; ``channel_ratio`` divides every convolution's width (the book trains ratio 4 to fit its GPUs).
 
     Args:
-        arch: ``(num_convs, out_channels)`` per block.
+        arch: ``(num_convs, out_channels)`` per block: :data:`VGG11` (the book), :data:`VGG16`, :data:`VGG19`.
         channel_ratio: divisor of each block's channels.
         dropout: dropout after each hidden fc layer.
     """
@@ -43,6 +47,7 @@ class VGG(Classifier):
         batch_size=128,
         book_accuracy=BookAccuracy(median=0.918, low=0.900, high=0.924),
         book_examples_per_sec=2_500,
+        structure=("arch", "channel_ratio", "dropout"),
     )
 
     def __init__(

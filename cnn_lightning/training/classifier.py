@@ -23,6 +23,7 @@ from cnn_lightning.training.optimization import (
     raise_divergence,
 )
 from cnn_lightning.training.precision import has_gradient_scaler
+from cnn_lightning.training.weight_init import init_weights
 
 
 class Classifier(L.LightningModule):
@@ -50,13 +51,11 @@ class Classifier(L.LightningModule):
         compile: ``torch.compile`` the network at fit start (compiles in place: checkpoints stay compatible);
             a string picks the mode, e.g. ``reduce-overhead`` (CUDA graphs: fewer kernel launches per step).
         label_smoothing: of the cross-entropy criterion shared by training, validation and test (the book: 0).
+        init: weight initialization: ``xavier`` (the book's), ``kaiming`` or ``default`` (training/weight_init.py).
     """
 
-    #: The network's facts (book section, size, parameters, accuracy, classes): a models.record.ModelRecord.
-    record: ClassVar[Any] = None
-
-    # oneDNN's NHWC kernels train every book network faster on a CPU but LeNetBN (docs/measurements.md)
-    channels_last_pays_on_cpu: bool = True
+    record: ClassVar[Any] = None  # the network's facts (book section, size, accuracy, classes): a ModelRecord
+    channels_last_pays_on_cpu: bool = True  # oneDNN's NHWC: faster on a CPU but for LeNetBN (docs/measurements.md)
 
     def __init__(
         self,
@@ -73,6 +72,7 @@ class Classifier(L.LightningModule):
         channels_last: bool | None = None,
         compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = False,
         label_smoothing: float = 0.0,
+        init: Literal["xavier", "kaiming", "default"] = "xavier",
     ) -> None:
         super().__init__()
         check_optimization_settings(lr, momentum, weight_decay, nesterov, warmup_epochs, label_smoothing)
@@ -91,8 +91,7 @@ class Classifier(L.LightningModule):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Classifier:  # type: ignore[override]
-        """Lightning's, for a checkpoint of any version; called on ``Classifier`` itself, it builds the class the
-        checkpoint names (``LeNet``, ...)."""
+        """Lightning's, for a checkpoint of any version; on ``Classifier`` itself, of the class it names."""
         return saved_checkpoints.load_classifier(cls, Classifier, checkpoint_path, *args, **kwargs)
 
     def build_network(self) -> nn.Module:
@@ -100,8 +99,7 @@ class Classifier(L.LightningModule):
 
     @property
     def flops_per_batch(self) -> int | None:
-        """FLOPs of one training step at the data module's current batch size (a micro-batch ``AutoMicroBatch``
-        chose counts, not the configured batch)."""
+        """FLOPs of one training step at the data module's current batch size (Lightning's ThroughputMonitor's)."""
         batch = getattr(self.trainer.datamodule, "batch_size", None) if self._trainer else None
         return None if self.flops_per_example is None or batch is None else self.flops_per_example * batch
 
@@ -111,10 +109,8 @@ class Classifier(L.LightningModule):
         return list(self.record.categories) if self.record else [str(i) for i in range(self.hparams.num_classes)]
 
     def init_weights(self) -> None:
-        """Xavier-uniform on every convolution and linear weight, exactly as the book's ``init_weights``."""
-        for module in self.net.modules():
-            if type(module) in (nn.Linear, nn.Conv2d):
-                nn.init.xavier_uniform_(module.weight)
+        """The configured ``init``; ``xavier`` is the book's ``init_weights``."""
+        init_weights(self.net, self.hparams.init)
 
     def setup(self, stage: str) -> None:
         auto = self.trainer.strategy.root_device.type == "cuda" or self.channels_last_pays_on_cpu
