@@ -150,7 +150,7 @@ def check_hook(
     # Lightning calls the data module's on_after_batch_transfer instead of the model's (FashionMNISTDataModule has one)
     assert len(recorder.of(label, hook)) > 0 or (label, hook) == ("model", "on_after_batch_transfer")
     if hook in CALLED_PER_BATCH_OF_A_CHUNK:
-        assert trainer.strategy.chunk_steps == 3  # the engine ran its chunks and called the hook for each batch
+        assert trainer.strategy.chunk_steps > 1  # the engine ran its chunks and called the hook for each batch
     else:
         said = [record.getMessage() for record in caplog.records if "Chunked steps off" in record.getMessage()]
         assert trainer.strategy.chunk_steps == 1 and len(said) == 1 and f".{hook} is called" in said[0], said
