@@ -7,12 +7,15 @@ import logging
 
 import lightning as L
 import pytest
+import torch
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
 from cnn_lightning.commands.fit import make_cli
+from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.engine import ChunkedSteps
 from cnn_lightning.engine.exactness import one_device
 from cnn_lightning.errors import ConfigError
+from cnn_lightning.models import LeNet
 
 BASE = ["--config", "lenet.yaml", "--trainer.logger", "false"]
 
@@ -52,3 +55,18 @@ def test_a_plain_trainer_runs_lightnings_loop_and_the_engine_is_one_argument_awa
 def test_a_chunk_of_no_steps_is_refused_naming_the_option() -> None:
     with pytest.raises(ConfigError, match=r"--trainer\.strategy\.steps_per_batch"):
         make_cli([*BASE, "--trainer.strategy.steps_per_batch", "0"], run=False)
+
+
+def test_from_python_the_engine_trains_the_weights_of_lightnings_loop(data_dir) -> None:
+    """The README's two lines: a plain Trainer and the same with strategy=ChunkedSteps(), the same weights."""
+    weights = []
+    for strategy in ("auto", ChunkedSteps(steps_per_batch=4)):
+        L.seed_everything(0)
+        trainer = L.Trainer(accelerator="cpu", precision="32-true", max_epochs=2, limit_train_batches=6,
+                            limit_val_batches=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, strategy=strategy)  # fmt: skip
+        model = LeNet(momentum=0.9, lr_schedule="cosine")
+        trainer.fit(model, datamodule=FashionMNISTDataModule(data_dir=str(data_dir), batch_size=32))
+        weights.append(model.state_dict())
+    assert trainer.strategy.chunk_steps == 4
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
