@@ -99,24 +99,27 @@ def test_saved_run_resumes_in_place(legacy_run: Path, data_dir: Path) -> None:
     assert not (legacy_run / "lightning_logs" / "version_1").exists()
 
 
-@pytest.mark.slow
-def test_saved_run_tests_predicts_and_exports(legacy_run: Path, data_dir: Path) -> None:
-    run = legacy_run / "lightning_logs" / "version_0"
+def check_test_predict_export(workdir: Path, data_dir: Path) -> Path:
+    """``test``, ``predict`` (one batch of 16) and ``export`` on the run in ``workdir``, each as a user runs it."""
+    run = workdir / "lightning_logs" / "version_0"
     data = ["--data.data_dir", str(data_dir)]
-    tested = run_cli("test", "--ckpt_path", str(run), *data, cwd=legacy_run)
+    tested = run_cli("test", "--ckpt_path", str(run), *data, cwd=workdir)
     assert tested.returncode == 0, tested.stderr[-3000:]
     assert "test/acc" in tested.stdout
-    predicted = run_cli(
-        "predict", "--ckpt_path", str(run), "--trainer.limit_predict_batches", "1", *data, cwd=legacy_run
-    )
+    predicted = run_cli("predict", "--ckpt_path", str(run), "--trainer.limit_predict_batches", "1", *data, cwd=workdir)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     with (run / "predict" / "predictions.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == 16 and rows[0]["source"] == "test:0"
-    exported = run_cli("export", "--ckpt_path", str(run), "--format", "torchscript", *data, cwd=legacy_run)
+    exported = run_cli("export", "--ckpt_path", str(run), "--format", "torchscript", *data, cwd=workdir)
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert len(list((run / "export").glob("*.pt"))) == 1
-    classify = load_classifier(run)
+    return run
+
+
+@pytest.mark.slow
+def test_saved_run_check_test_predict_export(legacy_run: Path, data_dir: Path) -> None:
+    classify = load_classifier(check_test_predict_export(legacy_run, data_dir))
     assert len(classify(torch.zeros(2, 28, 28, dtype=torch.uint8))) == 2
 
 
@@ -172,18 +175,8 @@ def test_a_run_of_0_2_0_resumes_in_place_with_its_engine_settings(run_0_2_0: Pat
 
 
 @pytest.mark.slow
-def test_a_run_of_0_2_0_tests_predicts_and_exports(run_0_2_0: Path, data_dir: Path) -> None:
-    run = run_0_2_0 / "lightning_logs" / "version_0"
-    data = ["--data.data_dir", str(data_dir)]
-    tested = run_cli("test", "--ckpt_path", str(run), *data, cwd=run_0_2_0)
-    assert tested.returncode == 0, tested.stderr[-3000:]
-    assert "test/acc" in tested.stdout
-    predicted = run_cli("predict", "--ckpt_path", str(run), "--trainer.limit_predict_batches", "1", *data,
-                        cwd=run_0_2_0)  # fmt: skip
-    assert predicted.returncode == 0, predicted.stderr[-3000:]
-    exported = run_cli("export", "--ckpt_path", str(run), "--format", "torchscript", *data, cwd=run_0_2_0)
-    assert exported.returncode == 0, exported.stderr[-3000:]
-    assert len(list((run / "export").glob("*.pt"))) == 1
+def test_a_run_of_0_2_0_check_test_predict_export(run_0_2_0: Path, data_dir: Path) -> None:
+    check_test_predict_export(run_0_2_0, data_dir)
 
 
 def test_a_checkpoint_of_0_2_0_loads_from_python() -> None:
