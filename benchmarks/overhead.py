@@ -113,7 +113,10 @@ def thread_seconds() -> dict[str, float]:
     named = {thread.native_id: thread.name for thread in threading.enumerate()}
     tick, seconds = os.sysconf("SC_CLK_TCK"), {}
     for task in Path("/proc/self/task").iterdir():
-        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a thread that ended since the folder was listed
+            continue
         name = "main" if task.name == str(os.getpid()) else named.get(int(task.name), "native")
         seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return seconds
