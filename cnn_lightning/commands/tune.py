@@ -21,6 +21,7 @@ from typing import Any
 from cnn_lightning.commands.tune_space import Space, for_people, load_space
 from cnn_lightning.commands.tune_study import fit_child, open_study, run_study
 from cnn_lightning.errors import ConfigError
+from cnn_lightning.output_places import check_folder
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,6 +68,7 @@ def tune(argv: list[str]) -> None:
         raise ConfigError("tune needs --space SPACE.yaml (the settings to search) or --seeds (one setting, repeated).")
     space = load_space(args.space, known_keys(fit_args))
     folder = Path("lightning_logs") / f"tune-{name}"
+    check_folder(folder, what="the study", fix="Run tune from a writable folder.")
     folder.mkdir(parents=True, exist_ok=True)
     storage_url = args.storage or f"sqlite:///{folder / 'study.db'}"
     study = open_study(storage_url, name, space, seed=args.seed, heartbeat=args.heartbeat)
@@ -95,6 +97,7 @@ def repeat_seeds(fit_args: list[str], seeds: list[int], folder: Path) -> None:
     folder holds one setting: seeds run before are kept only when they ran these same arguments."""
     from cnn_lightning.commands.report import report
 
+    check_folder(folder, what="the seeds' runs", fix="Run tune from a writable folder.")
     folder.mkdir(parents=True, exist_ok=True)
     setting = folder / "setting.json"
     if setting.is_file() and json.loads(setting.read_text()) != fit_args:
