@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from cnn_lightning.commands.tune_space import Space, for_people, load_space
 from cnn_lightning.commands.tune_study import fit_child, open_study, run_study
 from cnn_lightning.errors import ConfigError
 from cnn_lightning.output_places import check_folder
+from cnn_lightning.stopping import install_stop_handlers, stop_announced, stop_exit_code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,7 +57,7 @@ def tune(argv: list[str]) -> None:
     if importlib.util.find_spec("optuna") is None:
         raise ConfigError("tune needs Optuna. Install it with: pip install -e '.[tune]'")
     # A plain kill (SIGTERM) takes the Ctrl+C path: the running trial is stopped and marked failed, never orphaned.
-    signal.signal(signal.SIGTERM, _interrupt)
+    install_stop_handlers()
     # Trials skip the model graph (a trace per run); the other dashboards are per epoch and cheap.
     light = [] if args.full_dashboards else ["--trainer.logger.init_args.log_graph", "false"]
     if not any(arg.startswith("--trainer.enable_progress_bar") for arg in fit_args):
@@ -76,7 +76,8 @@ def tune(argv: list[str]) -> None:
         run_study(study, space, [*fit_args, *light], folder, storage_url, trials=args.trials)
     except KeyboardInterrupt:
         print("\nInterrupted: the running trial is marked failed. Run the same command to continue.", file=sys.stderr)
-        sys.exit(130)
+        stop_announced()
+        sys.exit(stop_exit_code() or 130)
     finish(study, space, fit_args, folder)
 
 
@@ -86,10 +87,6 @@ def known_keys(fit_args: list[str]) -> set[str]:
 
     cli = make_cli([*fit_args, "--trainer.logger", "false"], run=False)
     return set(cli.config.keys())
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def repeat_seeds(fit_args: list[str], seeds: list[int], folder: Path) -> None:
