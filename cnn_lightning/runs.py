@@ -6,7 +6,6 @@ it. A run is a ``version_N`` folder under the logger's root, with ``config.yaml`
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import pickle
@@ -51,6 +50,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"{path} is not a Lightning checkpoint (no state_dict). Pass a .ckpt written by fit.")
+    from cnn_lightning.checkpoint_fit import check_lightning_version
+
+    check_lightning_version(checkpoint, path)
     return checkpoint
 
 
@@ -194,10 +196,9 @@ def saved_config_args(args: Sequence[str]) -> list[str]:
             return ["--config", str(run / CONFIG_NAME)]
         if Path(value).is_file() and not any(arg == "--model" or arg.startswith("--model=") for arg in args):
             # A checkpoint outside any run: the class it names (its hyperparameters then configure it).
-            with contextlib.suppress(ConfigError):
-                checkpoint = load_checkpoint(value)
-                if held := checkpoint_model(checkpoint):
-                    return ["--model", json.dumps({"class_path": held, "init_args": checkpoint_settings(checkpoint)})]
+            checkpoint = load_checkpoint(value)  # a refused checkpoint is said as such, not as a missing model
+            if held := checkpoint_model(checkpoint):
+                return ["--model", json.dumps({"class_path": held, "init_args": checkpoint_settings(checkpoint)})]
     return []
 
 

@@ -29,6 +29,7 @@ from cnn_lightning.callbacks import (
     RunCheckpoint,
     SteadyProgressBar,
 )
+from cnn_lightning.checkpoint_fit import check_checkpoint_fits
 from cnn_lightning.commands import MODEL_COMMANDS
 from cnn_lightning.commands.closing_line import closing_line, final_metrics
 from cnn_lightning.commands.config_files import resolve_config_args
@@ -189,6 +190,7 @@ class CNNLightningCLI(LightningCLI):
                 MODELS[wanted.rsplit(".", 1)[-1]], asked, checkpoint
             ).items():
                 rank_zero_info(f"The checkpoint's {name} {stored} replaces --model.init_args.{name} {value}.")
+        check_checkpoint_fits(path, checkpoint, config.get("model"))  # before Lightning loads it, or a folder exists
         run = run_folder(path)
         if subcommand == "fit":
             continue_in_run_folder(config, path, log_root)
