@@ -4,11 +4,13 @@ command leaves no run folder behind (``report`` would list an empty one)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+from cnn_lightning.__main__ import main
 from cnn_lightning.checkpoint_fit import check_checkpoint_fits, check_lightning_version
 from cnn_lightning.errors import ConfigError
 from tests.test_errors import fails
@@ -78,3 +80,23 @@ def test_commands_refuse_it_and_leave_no_run_folder(change, said: str, tmp_path:
         assert said in fails(capsys, *command, "--ckpt_path", "bad.ckpt"), command
     assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.ckpt"]  # no lightning_logs/version_N
     assert torch.load(bad, weights_only=True)["pytorch-lightning_version"]  # the file is left as it was
+
+
+@pytest.mark.slow  # a resumed fit in-process, 6 s
+def test_a_run_whose_config_was_deleted_resumes_from_its_checkpoint(
+    tmp_path: Path, data_dir: Path, monkeypatch, capsys
+) -> None:
+    """Model and data settings from the checkpoint, the trainer's from the command line; one line says so."""
+    run = tmp_path / "lightning_logs" / "version_0"
+    shutil.copytree(CHECKPOINT.parent.parent, run)
+    (run / "config.yaml").unlink()
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--ckpt_path", "lightning_logs/version_0", "--data.data_dir", str(data_dir),
+          "--trainer.max_epochs", "3", "--trainer.max_steps", "16", "--trainer.limit_val_batches", "1",
+          "--trainer.limit_test_batches", "1",
+          "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    said = capsys.readouterr()
+    assert "lightning_logs/version_0 has no config.yaml (deleted?): its model and data settings come from" in said.err
+    assert "test acc" in said.out.strip().splitlines()[-1]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 16
+    assert (run / "config.yaml").is_file() and [p.name for p in run.parent.iterdir()] == ["version_0"]
