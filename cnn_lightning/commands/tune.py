@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="the TPE sampler's seed (offset by the study's trial count)")
     parser.add_argument("--heartbeat", type=int, default=10, help="seconds; a trial silent 3× this long is dead")
     parser.add_argument("--full_dashboards", action="store_true", help="keep the model graph in every trial")
+    parser.add_argument("--max_refused", type=int, default=3, help="stop after this many trials in a row refused")
     return parser
 
 
@@ -47,8 +48,9 @@ def tune(argv: list[str]) -> None:
     args, fit_args = _parser().parse_known_args(argv)
     configs = [fit_args[i + 1] for i, arg in enumerate(fit_args[:-1]) if arg in ("--config", "-c")]
     name = args.study_name or (Path(configs[-1]).stem if configs else "study")
-    if args.trials < 1:
-        raise ConfigError(f"--trials must be at least 1, got {args.trials}.")
+    if args.trials < 1 or args.max_refused < 1:
+        flag, value = ("--trials", args.trials) if args.trials < 1 else ("--max_refused", args.max_refused)
+        raise ConfigError(f"{flag} must be at least 1, got {value}.")
     if args.seeds and args.space:
         raise ConfigError(
             "--seeds repeats one setting and --space searches many: give one of them (tune the "
@@ -73,7 +75,8 @@ def tune(argv: list[str]) -> None:
     storage_url = args.storage or f"sqlite:///{folder / 'study.db'}"
     study = open_study(storage_url, name, space, seed=args.seed, heartbeat=args.heartbeat)
     try:
-        run_study(study, space, [*fit_args, *light], folder, storage_url, trials=args.trials)
+        trial_args = [*fit_args, *light]
+        run_study(study, space, trial_args, folder, storage_url, trials=args.trials, max_refused=args.max_refused)
     except KeyboardInterrupt:
         print("\nInterrupted: the running trial is marked failed. Run the same command to continue.", file=sys.stderr)
         stop_announced()
