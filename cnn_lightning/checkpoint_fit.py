@@ -55,9 +55,11 @@ def check_checkpoint_fits(path: str | Path, checkpoint: dict[str, Any], model: A
         return  # a class this process cannot import is refused by the CLI itself
     asked = getattr(model, "init_args", None)
     asked = asked.as_dict() if hasattr(asked, "as_dict") else dict(asked or {})
-    held = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
     import torch
 
+    from cnn_lightning.runs import checkpoint_settings  # here: runs reads checkpoints through this module
+
+    held = checkpoint_settings(checkpoint)  # as the model takes them (the project upgrades older checkpoints' own)
     try:
         with torch.device("meta"):
             built = model_class(**{**asked, **held})
