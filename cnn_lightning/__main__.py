@@ -2,7 +2,7 @@
 
 The process-wide settings are made here, once, before torch loads (:mod:`cnn_lightning.process`); then the command
 named first runs (the table of commands: :mod:`cnn_lightning.commands`). Problems with the user's input end with one
-message and exit code 2 (3 for a diverged run, 4 for a full disk, 130/143 for Ctrl+C/SIGTERM);
+message and exit code 2 (3 for a diverged run, 4 for a full disk, 130/143 for Ctrl+C/SIGTERM wherever they land);
 ``CNN_LIGHTNING_DEBUG=1`` shows the full traceback instead.
 """
 
@@ -18,7 +18,21 @@ DEBUG_ENV = "CNN_LIGHTNING_DEBUG"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the command ``argv`` (default: the command line) names, as ``python -m cnn_lightning`` does."""
+    """Run the command ``argv`` (default: the command line) names, as ``python -m cnn_lightning`` does. Ctrl+C and
+    SIGTERM end it with 130 and 143 wherever they land (:mod:`cnn_lightning.stopping`)."""
+    from cnn_lightning.stopping import exit_stopped, stop_signal, stop_signals_handled
+
+    with stop_signals_handled():
+        try:
+            run_command_line(argv)
+        except BaseException:
+            if stop_signal() is None:
+                raise
+            exit_stopped()  # however the stack unwound: KeyboardInterrupt, Lightning's exit 1, SIGTERMException
+
+
+def run_command_line(argv: Sequence[str] | None = None) -> None:
+    """The command ``argv`` names, its refusals as one line and their exit codes."""
     from cnn_lightning.commands import MODEL_COMMANDS, usage
     from cnn_lightning.errors import UserFacingError
 

@@ -10,7 +10,8 @@
 * TF32 tensor cores for float32 matrix products on CUDA GPUs (``torch.set_float32_matmul_precision("high")``):
   cuDNN already runs float32 convolutions on them by default; this lets the linear layers use them too. Set only on
   a machine with a CUDA GPU and only where the precision is PyTorch's default ``highest`` (a user's choice stays).
-* The libraries' known-harmless messages silenced by message and module, never all warnings (:func:`quiet_known_noise`).
+* The libraries' known-harmless messages silenced by message and module, never all warnings (:func:`quiet_known_noise`),
+  and Lightning's notes that the project says better (a signal it handled, a fit's end).
 * A process started for another (a ``tune`` trial: ``CNN_LIGHTNING_PARENT_PID`` set) ends with it: SIGTERM, which
   stops a fit after its batch with ``last.ckpt`` saved, when that parent dies, even by ``kill -9``.
 
@@ -102,19 +103,29 @@ KNOWN_NOISE = (
 )
 
 
+# Lightning's notes that the project says better: the closing line says how a fit ended (Lightning's own note would
+# land on the bar's line); GracefulInterrupt and cnn_lightning.stopping say that and how a signal stops a command.
+DROPPED_NOTES = ("litlogger", "`Trainer.fit` stopped:", "Received SIGTERM:", "Detected KeyboardInterrupt")
+# Loggers a record is filtered at: a logger's filter sees only the records logged to it, not its children's.
+NOTE_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.pytorch",
+    "lightning.pytorch.trainer.connectors.signal_connector",
+)
+
+
 class _DropLightningNotes(logging.Filter):
-    """Lightning advertises an optional cloud logger at the start and the end of every fit, and says why a fit
-    stopped on the progress bar's line."""
+    """Lightning advertises an optional cloud logger at the start and the end of every fit, says why a fit stopped
+    on the progress bar's line, and notes every signal it handles (``[rank: 0] Received SIGTERM: 15``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        # The closing line says that and how the fit ended; Lightning's own note would land on the bar's line.
-        return "litlogger" not in message and "`Trainer.fit` stopped:" not in message
+        return not any(note in message for note in DROPPED_NOTES)
 
 
 def quiet_known_noise() -> None:
     """Silence exactly the messages in :data:`KNOWN_NOISE` and Lightning's two notes (:class:`_DropLightningNotes`)."""
     for message, category, module in KNOWN_NOISE:
         warnings.filterwarnings("ignore", message=message, category=category, module=module)
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
+    for name in NOTE_LOGGERS:
         logging.getLogger(name).addFilter(_DropLightningNotes())

@@ -6,11 +6,11 @@ it. A run is a ``version_N`` folder under the logger's root, with ``config.yaml`
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import pickle
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"{path} is not a Lightning checkpoint (no state_dict). Pass a .ckpt written by fit.")
+    from cnn_lightning.checkpoint_fit import check_lightning_version
+
+    check_lightning_version(checkpoint, path)
     return checkpoint
 
 
@@ -192,15 +195,36 @@ def saved_config_args(args: Sequence[str]) -> list[str]:
     values += [a.split("=", 1)[1] for a in args if a.startswith("--ckpt_path=")]
     for value in values:
         run = run_folder(value)
-        if run is not None and (run / CONFIG_NAME).is_file():
-            return ["--config", str(run / CONFIG_NAME)]
-        if Path(value).is_file() and not any(arg == "--model" or arg.startswith("--model=") for arg in args):
-            # A checkpoint outside any run: the class it names (its hyperparameters then configure it).
-            with contextlib.suppress(ConfigError):
-                checkpoint = load_checkpoint(value)
-                if held := checkpoint_model(checkpoint):
-                    return ["--model", json.dumps({"class_path": held, "init_args": checkpoint_settings(checkpoint)})]
+        if run is not None and (saved := _saved_config(run)) is not None:
+            return ["--config", str(saved)]
+        # A checkpoint outside any run, or in a run whose config.yaml is gone: the class it names (its
+        # hyperparameters then configure it), and for a run its data settings too.
+        found = Path(value) if Path(value).is_file() else run and (last_checkpoint(run) or best_checkpoint(run))
+        if found and not any(arg == "--model" or arg.startswith("--model=") for arg in args):
+            checkpoint = load_checkpoint(found)  # a refused checkpoint is said as such, not as a missing model
+            if held := checkpoint_model(checkpoint):
+                model = ["--model", json.dumps({"class_path": held, "init_args": checkpoint_settings(checkpoint)})]
+                return model if Path(value).is_file() and run is None else model + _data_args(run, checkpoint)
     return []
+
+
+def _saved_config(run: Path) -> Path | None:
+    """The run's ``config.yaml``, or where it was deleted the newest ``config.resume-N.yaml`` (a whole config too)."""
+    resumes = sorted(run.glob("config.resume-*.yaml"), key=lambda path: int(re.sub(r"\D", "", path.name) or 0))
+    return run / CONFIG_NAME if (run / CONFIG_NAME).is_file() else (resumes[-1] if resumes else None)
+
+
+def _data_args(run: Path, checkpoint: dict[str, Any]) -> list[str]:
+    """``--data.NAME VALUE`` for the data settings a checkpoint holds (``resize`` follows the model's input size),
+    for a run whose ``config.yaml`` is gone; the trainer's settings went with it, which one line says."""
+    print(
+        f"{run} has no {CONFIG_NAME} (deleted?): its model and data settings come from its checkpoint, the trainer's "
+        "are the defaults unless given (--trainer.max_epochs N, or --config NAME.yaml for all of them).",
+        file=sys.stderr,
+    )
+    held = checkpoint.get("datamodule_hyper_parameters", {})
+    data = {k: v for k, v in held.items() if k != "resize" and not k.startswith("_")}  # not LightningCLI's own
+    return [arg for k, v in data.items() for arg in (f"--data.{k}", v if isinstance(v, str) else json.dumps(v))]
 
 
 def _plain(value: Any) -> Any:

@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from cnn_lightning.errors import on_full_disk
+from cnn_lightning.output_places import check_folder, check_new_file
 from cnn_lightning.runs import new_file, run_folder
 
 FILE_STEM = "predictions"
@@ -63,13 +64,14 @@ class PredictionCSV(BasePredictionWriter):
             self._written = 0
 
     def _target(self, trainer: L.Trainer) -> Path:
+        fix = "Pass another --predictions.output."
         if self.output and not Path(self.output).is_dir() and Path(self.output).suffix:
-            path = Path(self.output)
+            path = check_new_file(self.output, what="the predictions", fix=fix)  # never overwrite what the user has
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.open("x").close()  # FileExistsError: never overwrite what the user has
+            path.open("x").close()
             return path
         if self.output:
-            return new_file(Path(self.output), stem=FILE_STEM)
+            return new_file(check_folder(self.output, what="the predictions", fix=fix), stem=FILE_STEM)
         run = run_folder(trainer.ckpt_path) if trainer.ckpt_path else None
         return new_file((run or Path("lightning_logs")) / "predict", stem=FILE_STEM)
 

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from cnn_lightning.commands import MODEL_COMMANDS
+from cnn_lightning.commands.config_text import check_config_file
 from cnn_lightning.errors import ConfigError
 from cnn_lightning.legacy import upgrade_config, warn_once
 from cnn_lightning.runs import saved_config_args
@@ -32,11 +33,11 @@ def available_configs() -> list[str]:
 def resolve_config(name: str) -> str:
     """``name`` if it is a file, else ``configs/name`` (``.yaml`` optional) in the working directory or the repo."""
     if Path(name).is_file():
-        return name
+        return check_config_file(name)  # UTF-8 YAML holding settings, or one line naming the file and line
     for folder in CONFIG_DIRS:
         for candidate in (folder / name, folder / f"{name}.yaml"):
             if candidate.is_file():
-                return str(candidate)
+                return check_config_file(str(candidate))
     raise ConfigError(
         f"Config '{name}' not found in the working directory or in configs/. {_suggestions(name, available_configs())}"
     )

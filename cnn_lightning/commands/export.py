@@ -21,6 +21,7 @@ from torch import nn
 
 from cnn_lightning.data.augmentation import FASHION_MNIST_MEAN, FASHION_MNIST_STD, normalize
 from cnn_lightning.errors import ConfigError, UserFacingError, on_full_disk
+from cnn_lightning.output_places import check_folder, check_new_file
 from cnn_lightning.runs import load_checkpoint, new_file, run_folder
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -117,15 +118,14 @@ def export_model(
 
 def _target(checkpoint: Path, format: str, output: str | None) -> Path:
     suffix = FORMATS[format]
+    fix = "Pass another --output (a folder or a new file)."
     if output and Path(output).suffix and not Path(output).is_dir():
-        path = Path(output)
-        if path.exists():
-            raise ConfigError(f"{path} exists; export never overwrites. Pass another --output.")
+        path = check_new_file(output, what="the exported model", fix=fix)  # export never overwrites
         path.parent.mkdir(parents=True, exist_ok=True)
         path.open("x").close()
         return path
     folder = Path(output) if output else (run_folder(checkpoint) or checkpoint.parent) / "export"
-    return new_file(folder, stem="model", suffix=suffix)
+    return new_file(check_folder(folder, what="the exported model", fix=fix), stem="model", suffix=suffix)
 
 
 def _write_onnx(wrapper: nn.Module, path: Path, info: dict[str, str]) -> None:

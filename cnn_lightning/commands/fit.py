@@ -29,12 +29,15 @@ from cnn_lightning.callbacks import (
     RunCheckpoint,
     SteadyProgressBar,
 )
+from cnn_lightning.checkpoint_fit import check_checkpoint_fits
 from cnn_lightning.commands import MODEL_COMMANDS
 from cnn_lightning.commands.closing_line import closing_line, final_metrics
 from cnn_lightning.commands.config_files import resolve_config_args
 from cnn_lightning.commands.messages import explain_trainer_error, option_names, unknown_option
+from cnn_lightning.commands.preflight import check_before_run
 from cnn_lightning.commands.run_folders import (
     LOGGING_COMMANDS,
+    check_run_place,
     continue_in_run_folder,
     is_tensorboard,
     log_into,
@@ -88,6 +91,8 @@ class CNNLightningCLI(LightningCLI):
             model.dict_kwargs = upgrade_hyperparameters(model.dict_kwargs)
         if trainer.max_epochs not in (None, -1):
             require_positive(trainer.max_epochs, name="max_epochs", flag="--trainer.max_epochs (or -1 for no limit)")
+        if self.subcommand:  # what would fail only once the run began, refused before its folder exists
+            check_before_run(self.config[self.subcommand], self.subcommand)
         self._reserve_run_folder(trainer)
         if self.subcommand in ("predict", "export") and not self.config[self.subcommand].get("ckpt_path"):
             raise ConfigError(
@@ -113,6 +118,8 @@ class CNNLightningCLI(LightningCLI):
         commands that write one; without a logger Lightning would write config.yaml and checkpoints/ into the working
         directory, so such a run gets a folder of its own too. Other processes of a distributed run use rank 0's."""
         writes = self.subcommand in LOGGING_COMMANDS and not trainer.fast_dev_run and rank_zero_only.rank == 0
+        if writes:  # a read-only disk, a file or a link loop in the way: one line before anything is written
+            check_run_place(trainer)
         logger = trainer.logger
         if logger is False and not trainer.default_root_dir:
             root = Path("lightning_logs")
@@ -195,6 +202,7 @@ class CNNLightningCLI(LightningCLI):
                 MODELS[wanted.rsplit(".", 1)[-1]], asked, checkpoint
             ).items():
                 rank_zero_info(f"The checkpoint's {name} {stored} replaces --model.init_args.{name} {value}.")
+        check_checkpoint_fits(path, checkpoint, config.get("model"))  # before Lightning loads it, or a folder exists
         run = run_folder(path)
         if subcommand == "fit":
             continue_in_run_folder(config, path, log_root)

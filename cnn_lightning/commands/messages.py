@@ -12,7 +12,7 @@ from typing import Any
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from cnn_lightning.errors import ConfigError, UserFacingError, find_cause
+from cnn_lightning.errors import ConfigError, UserFacingError, causes, find_cause
 from cnn_lightning.models import MODELS
 from cnn_lightning.training.classifier import Classifier
 
@@ -20,7 +20,7 @@ from cnn_lightning.training.classifier import Classifier
 def explain(error: BaseException) -> UserFacingError | None:
     """A one-line error for a command-line or trainer-settings mistake, or None for anything else."""
     if isinstance(error, ArgumentError):
-        return ConfigError(explain_parse_error(str(error)))
+        return ConfigError(wrong_value(error) or explain_parse_error(str(error)))
     refused = find_cause(error, MisconfigurationException)
     return ConfigError(explain_trainer_error(str(refused))) if refused is not None else None
 
@@ -125,3 +125,40 @@ USEFUL = (
     "not found",
     "No action",
 )
+
+
+# jsonargparse's names of types, as a person reads them (NaN and infinity are not floats to jsonargparse).
+TYPE_WORDS = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "text"}
+
+
+def wrong_value(error: BaseException) -> str | None:
+    """One line for a value jsonargparse refused for its type, naming the option, the value, the type expected and
+    jsonargparse's own reason, all taken from the errors it chains (its outermost line names only the top-level key:
+    ``Parser key "model":``); None for any other parse error."""
+    chain = [str(cause) for cause in causes(error)]
+    reason = next((m for text in reversed(chain) if (m := re.match(r"Expected a (.+?)\. Got value: (.*)", text))), None)
+    keyed = [(i, m.group(1)) for i, text in enumerate(chain) if (m := re.match(r'Parser key "([^"]+)":', text))]
+    if reason is None or not keyed:
+        return None
+    keys = list(dict.fromkeys(key for _, key in keyed))  # outermost first, each once
+    nested = ".init_args." if any("Problem with given class_path" in text for text in chain) else "."
+    option = "--" + keys[0] + "".join(nested + key for key in keys[1:])
+    innermost = "\n".join(chain[keyed[-1][0] :])  # the value's own union of types, not an enclosing one's
+    union = re.search(r"Subtypes: \[(.*)\]", innermost)
+    expected = " or ".join(_type_words(union.group(1) if union else reason.group(1))) or reason.group(1)
+    value = reason.group(2).strip()
+    return (
+        f"{option} got {value!r}, which is not {expected} (jsonargparse: {reason.group(0).strip()}). Give {option} "
+        f"{expected}; see --help for the accepted options."
+    )
+
+
+def _type_words(types: str) -> list[str]:
+    """``[<class 'int'>, <class 'NoneType'>]`` as ``["an integer"]``: null is left out where anything else fits."""
+    words = []
+    for plain, literal in re.findall(r"<class '([\w.]+)'>|typing\.Literal\[([^\]]*)\]", types):
+        if literal:
+            words.append(f"one of {literal}" if "," in literal else literal)
+        elif plain != "NoneType":
+            words.append(TYPE_WORDS.get(plain, f"a {plain.rsplit('.', 1)[-1]}"))
+    return words or (["null"] if "NoneType" in types else [])

@@ -31,10 +31,11 @@ from matplotlib.figure import Figure
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnn_lightning.callbacks.dashboards import SETUP_TAG, parse_setup_markdown
-from cnn_lightning.commands.report_studies import repeated_settings_table, study_plots_for
+from cnn_lightning.commands.report_studies import STUDY_FILE, check_study_file, repeated_settings_table, study_plots_for
 from cnn_lightning.errors import ConfigError, on_full_disk
 from cnn_lightning.loggers.tags import metric_name
 from cnn_lightning.models import MODELS
+from cnn_lightning.output_places import check_folder
 from cnn_lightning.runs import CONFIG_NAME, is_command_log, run_model
 
 COLUMNS = (
@@ -253,6 +254,8 @@ def report(logdir: str = "lightning_logs", out: str | None = None, overwrite: bo
     if not logdir.is_dir():
         raise ConfigError(f"No folder {logdir}. Pass the folder that holds the runs, e.g. lightning_logs.")
     out = Path(out) if out else logdir / "report"
+    check_folder(out, what="the report", fix="Pass --out with a writable folder.")
+    check_study_file(logdir / STUDY_FILE)  # a tune folder's study, read for its plots
     report_dir = out.resolve()  # a report folder inside LOGDIR is not a run, even if someone put events there
     folders = [f for f in find_runs(logdir) if report_dir != f.resolve() and report_dir not in f.resolve().parents]
     if not folders:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from cnn_lightning.callbacks.report_to_study import ReportToStudy
+from cnn_lightning.errors import ConfigError
 from cnn_lightning.legacy import current_class_path
 from cnn_lightning.runs import CONFIG_NAME
 
@@ -21,6 +22,24 @@ NOT_THE_SETTING = ("seed_everything", "ckpt_path", "trainer.logger")
 # Names the trial, not the setting; the run's other callbacks (EMA...) count. Trials of 0.1.0 name its old path.
 TUNE_CALLBACK = f"{ReportToStudy.__module__}.{ReportToStudy.__qualname__}"
 STUDY_FILE = "study.db"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def check_study_file(path: Path) -> None:
+    """Refuse a ``study.db`` that is not an SQLite database (SQLAlchemy would fail deep inside Optuna); a missing or
+    empty file is a study still to be created."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise ConfigError(f"Study file {path} cannot be read: {error.strerror}. Check its permissions.") from None
+    if header and header != SQLITE_HEADER:
+        raise ConfigError(
+            f"{path} is not an SQLite database (it lacks SQLite's header): not a study tune wrote, or a damaged "
+            f"one. Move it away (mv {path} {path}.bak) and run again, or pass --storage to use another database."
+        )
 
 
 def _without(config: dict[str, Any], dotted: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from jsonargparse import Namespace
 
 from cnn_lightning.loggers.tensorboard import TensorBoardLogger
+from cnn_lightning.output_places import check_folder
 from cnn_lightning.runs import run_folder
 
 # The commands whose runs write a run folder (logs, checkpoints, config.yaml); summary and export write none.
@@ -21,6 +22,33 @@ def logger_root(logger: Any) -> Path:
     if isinstance(logger, Namespace) and logger.get("init_args"):
         return Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or "lightning_logs")
     return Path("lightning_logs")
+
+
+NEW_RUN_FIX = (
+    "Run the command from a writable folder, or set --trainer.logger.init_args.save_dir (without a logger: "
+    "--trainer.default_root_dir) to one."
+)
+
+
+def run_place(trainer: Namespace) -> Path:
+    """Where a command's run writes its logs, checkpoints and config: the logger's ``version_N`` (its root while the
+    version is still to be reserved), else the trainer's ``default_root_dir``."""
+    logger = trainer.get("logger")
+    if is_tensorboard(logger):
+        args = logger.init_args
+        root = Path(args.get("save_dir") or ".") / (args.get("name") if args.get("name") is not None else "")
+        version = args.get("version")
+        return root if version is None else root / (f"version_{version}" if isinstance(version, int) else version)
+    return Path(trainer.get("default_root_dir") or "lightning_logs")
+
+
+def check_run_place(trainer: Namespace) -> None:
+    """Refuse, before anything is written, a run place that cannot take the run's files (output_places)."""
+    place = run_place(trainer)
+    # A run resumed or evaluated in its own folder, or predicted into its predict/ (a new run's place is no run).
+    run = next((folder for folder in (place, place.parent) if (folder / "checkpoints").is_dir()), None)
+    fix = f"Copy the run to a writable place (cp -r {run} DIR) and pass --ckpt_path DIR." if run else NEW_RUN_FIX
+    check_folder(place, what="the run's logs and checkpoints", fix=fix)
 
 
 def continue_in_run_folder(config: Namespace, checkpoint: Path, log_root: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Any
 from cnn_lightning.commands.tune_space import Space, for_people, load_space
 from cnn_lightning.commands.tune_study import fit_child, open_study, run_study
 from cnn_lightning.errors import ConfigError
+from cnn_lightning.output_places import check_folder
+from cnn_lightning.stopping import install_stop_handlers, stop_announced, stop_exit_code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="the TPE sampler's seed (offset by the study's trial count)")
     parser.add_argument("--heartbeat", type=int, default=10, help="seconds; a trial silent 3× this long is dead")
     parser.add_argument("--full_dashboards", action="store_true", help="keep the model graph in every trial")
+    parser.add_argument("--max_refused", type=int, default=3, help="stop after this many trials in a row refused")
     return parser
 
 
@@ -46,8 +48,9 @@ def tune(argv: list[str]) -> None:
     args, fit_args = _parser().parse_known_args(argv)
     configs = [fit_args[i + 1] for i, arg in enumerate(fit_args[:-1]) if arg in ("--config", "-c")]
     name = args.study_name or (Path(configs[-1]).stem if configs else "study")
-    if args.trials < 1:
-        raise ConfigError(f"--trials must be at least 1, got {args.trials}.")
+    if args.trials < 1 or args.max_refused < 1:
+        flag, value = ("--trials", args.trials) if args.trials < 1 else ("--max_refused", args.max_refused)
+        raise ConfigError(f"{flag} must be at least 1, got {value}.")
     if args.seeds and args.space:
         raise ConfigError(
             "--seeds repeats one setting and --space searches many: give one of them (tune the "
@@ -56,7 +59,7 @@ def tune(argv: list[str]) -> None:
     if importlib.util.find_spec("optuna") is None:
         raise ConfigError("tune needs Optuna. Install it with: pip install -e '.[tune]'")
     # A plain kill (SIGTERM) takes the Ctrl+C path: the running trial is stopped and marked failed, never orphaned.
-    signal.signal(signal.SIGTERM, _interrupt)
+    install_stop_handlers()
     # Trials skip the model graph (a trace per run); the other dashboards are per epoch and cheap.
     light = [] if args.full_dashboards else ["--trainer.logger.init_args.log_graph", "false"]
     if not any(arg.startswith("--trainer.enable_progress_bar") for arg in fit_args):
@@ -67,14 +70,17 @@ def tune(argv: list[str]) -> None:
         raise ConfigError("tune needs --space SPACE.yaml (the settings to search) or --seeds (one setting, repeated).")
     space = load_space(args.space, known_keys(fit_args))
     folder = Path("lightning_logs") / f"tune-{name}"
+    check_folder(folder, what="the study", fix="Run tune from a writable folder.")
     folder.mkdir(parents=True, exist_ok=True)
     storage_url = args.storage or f"sqlite:///{folder / 'study.db'}"
     study = open_study(storage_url, name, space, seed=args.seed, heartbeat=args.heartbeat)
     try:
-        run_study(study, space, [*fit_args, *light], folder, storage_url, trials=args.trials)
+        trial_args = [*fit_args, *light]
+        run_study(study, space, trial_args, folder, storage_url, trials=args.trials, max_refused=args.max_refused)
     except KeyboardInterrupt:
         print("\nInterrupted: the running trial is marked failed. Run the same command to continue.", file=sys.stderr)
-        sys.exit(130)
+        stop_announced()
+        sys.exit(stop_exit_code() or 130)
     finish(study, space, fit_args, folder)
 
 
@@ -86,15 +92,12 @@ def known_keys(fit_args: list[str]) -> set[str]:
     return set(cli.config.keys())
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def repeat_seeds(fit_args: list[str], seeds: list[int], folder: Path) -> None:
     """One setting once per seed (``--seed_everything``: the validation split, ``data.seed``, stays fixed). The
     folder holds one setting: seeds run before are kept only when they ran these same arguments."""
     from cnn_lightning.commands.report import report
 
+    check_folder(folder, what="the seeds' runs", fix="Run tune from a writable folder.")
     folder.mkdir(parents=True, exist_ok=True)
     setting = folder / "setting.json"
     if setting.is_file() and json.loads(setting.read_text()) != fit_args:

@@ -9,6 +9,7 @@ data.batch_size: {choices: [64, 128, 256]}
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +67,14 @@ def _distribution(key: str, spec: Any, source: str) -> Any:
     if not {"low", "high"} <= spec.keys() or spec.keys() - {"low", "high", "log", "step"}:
         raise ConfigError(f"{where}: a range takes low, high and optionally log or step; got {sorted(spec)}.")
     low, high, log, step = spec["low"], spec["high"], bool(spec.get("log", False)), spec.get("step")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)):
+    if not all(_is_number(v) for v in (low, high)):
         raise ConfigError(f"{where}: low and high must be numbers, got {low!r} and {high!r}.")
+    if not all(math.isfinite(v) for v in (low, high, high - low)):  # Optuna's sampler overflows on them
+        raise ConfigError(f"{where}: low and high must be finite numbers, got {low!r} and {high!r}. Bound the range.")
     if low >= high:
         raise ConfigError(f"{where}: the range [{low}, {high}] is empty or inverted. Give low < high.")
+    if step is not None and not (_is_number(step) and math.isfinite(step) and 0 < step <= high - low):
+        raise ConfigError(f"{where}: step must be a positive number no larger than high - low, got {step!r}.")
     if log and low <= 0:
         raise ConfigError(f"{where}: a log range needs low > 0, got {low}.")
     if log and step is not None:
@@ -77,6 +82,10 @@ def _distribution(key: str, spec: Any, source: str) -> Any:
     if isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int)):
         return IntDistribution(low, high, log=log, step=step or 1)
     return FloatDistribution(float(low), float(high), log=log, step=step)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def load_space(path: str, keys: set[str]) -> Space:

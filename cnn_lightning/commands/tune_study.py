@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from cnn_lightning.callbacks.report_to_study import BEST_ATTR, PRUNED_ATTR, SPACE_ATTR, ReportToStudy, make_pruner
+from cnn_lightning.commands.report_studies import check_study_file
 from cnn_lightning.commands.tune_space import Space, for_people
 from cnn_lightning.errors import ConfigError, DiskFullError, disk_full_cause, disk_full_message
 from cnn_lightning.process import PARENT_SETTING
@@ -56,6 +57,8 @@ def _connect(url: str, heartbeat: int, attempts: int = 3) -> Any:
     so a failure is retried before it is reported."""
     import optuna
 
+    if url.startswith("sqlite:///"):
+        check_study_file(Path(url.removeprefix("sqlite:///")))
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat)
@@ -91,13 +94,18 @@ def _ahead_of(study: Any, number: int) -> int:
     )
 
 
-def run_study(study: Any, space: Space, fit_args: list[str], folder: Path, url: str, *, trials: int) -> None:
+def run_study(
+    study: Any, space: Space, fit_args: list[str], folder: Path, url: str, *, trials: int, max_refused: int = 3
+) -> None:
     """Ask, run and tell trials until ``trials`` are finished over every process sharing the study. A worker whose
     remaining slots are all running elsewhere waits for them rather than leaving: such a trial may still fail, or
-    belong to a killed process whose heartbeat has not lapsed yet, and the study must end with ``trials`` finished."""
+    belong to a killed process whose heartbeat has not lapsed yet, and the study must end with ``trials`` finished.
+    Failed trials never count, so a space whose settings fit refuses (exit 2) would start trials forever: the study
+    stops after ``max_refused`` of them in a row, with fit's reason."""
     import optuna
     from optuna.trial import TrialState
 
+    refused: list[int] = []  # the trials refused in a row, latest last
     while True:
         optuna.storages.fail_stale_trials(study)  # a killed process's trial: FAIL, never a result
         finished, running = _counts(study)
@@ -128,6 +136,14 @@ def run_study(study: Any, space: Space, fit_args: list[str], folder: Path, url: 
                     f"trial {trial.number}'s run", folder / run_name, "The study's finished trials are kept."
                 )
             )
+        refused = [*refused, trial.number] if code == ConfigError.exit_code else []
+        if len(refused) >= max_refused:
+            study.tell(trial, state=TrialState.FAIL)
+            raise ConfigError(
+                f"Trials {refused[0]} to {refused[-1]} were all refused by fit (exit 2), so the study stops: "
+                f"{_refusal(folder / f'{run_name}.log')} Fix the space {space.source} and run again under "
+                "--study_name NEW_NAME (this study keeps its space)."
+            )
         if code != 0:
             study.tell(trial, state=TrialState.FAIL)
             print(f"Trial {trial.number} failed (exit {code}); see {folder / run_name}.", flush=True)
@@ -138,6 +154,16 @@ def run_study(study: Any, space: Space, fit_args: list[str], folder: Path, url: 
             study.tell(trial, attrs.get(BEST_ATTR, 0.0))
             accuracy = attrs.get(BEST_ATTR, 0.0)
             print(f"Trial {trial.number}: val/acc {accuracy:.4f} with {for_people(trial.params)}.", flush=True)
+
+
+def _refusal(log: Path) -> str:
+    """The ``error:`` line a refused trial's fit printed, as it printed it."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"see {log}."
+    found = next((line for line in reversed(lines) if line.startswith("error: ")), None)
+    return f"trial {log.stem.removeprefix('trial_').lstrip('0') or '0'} said: {found}" if found else f"see {log}."
 
 
 def _attrs(study: Any, number: int) -> dict[str, Any]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import shutil
 import tempfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import torch
 from torchvision.datasets import FashionMNIST
 
 from cnn_lightning.errors import DataCorruptError, DataNotFoundError, on_full_disk
+from cnn_lightning.output_places import check_folder
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+UPSTREAM = "https://github.com/zalandoresearch/fashion-mnist"
 RAW_FILES = {
     "train-images-idx3-ubyte": (60000, 28, 28),
     "train-labels-idx1-ubyte": (60000,),
@@ -36,17 +40,43 @@ def _link_new(source: Path, target: Path) -> None:
 
 
 def _decompress_new(source: Path, target: Path) -> None:
-    """``source`` (gzip) decompressed to ``target`` through a temporary file beside it, removed if the disk fills."""
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
-        temporary = Path(tmp.name)
-        size = f"{math.prod(RAW_FILES[target.name]) / 2**20:.0f} MiB"
-        intact = f"The files already there are complete; {target.name} needs {size}."
-        with on_full_disk(f"Fashion-MNIST's {target.name}", target.parent, intact=intact, remove=[temporary]):
-            with gzip.open(source, "rb") as fin:
-                while chunk := fin.read(1 << 20):
-                    tmp.write(chunk)
-            tmp.flush()
-    _link_new(temporary, target)
+    """``source`` (gzip) decompressed to ``target`` through a temporary file beside it, which no exit leaves behind (a
+    damaged file, a full disk, Ctrl+C or SIGTERM); ``target`` appears only whole, with the size its shape implies, and
+    with the permissions the user's umask gives new files (the temporary's own are mkstemp's private 0600)."""
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    temporary = Path(name)
+    shape = RAW_FILES[target.name]
+    size = f"{math.prod(shape) / 2**20:.0f} MiB"
+    intact = f"The files already there are complete; {target.name} needs {size}."
+    try:
+        full_disk = on_full_disk(f"Fashion-MNIST's {target.name}", target.parent, intact=intact, remove=[temporary])
+        with full_disk, os.fdopen(handle, "wb") as tmp, gzip.open(source, "rb") as fin:
+            shutil.copyfileobj(fin, tmp, 1 << 20)
+        expected = 4 + 4 * len(shape) + math.prod(shape)  # the IDX header (magic, one int per dimension), the data
+        if (got := temporary.stat().st_size) != expected:
+            raise DataCorruptError(_damaged(source, f"it holds {got:,} bytes, {target.name} has {expected:,}"))
+        os.chmod(temporary, 0o666 & ~_umask())
+        _link_new(temporary, target)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as damaged:
+        raise DataCorruptError(_damaged(source, str(damaged).rstrip(".") or type(damaged).__name__)) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _damaged(source: Path, reason: str) -> str:
+    return (
+        f"{source} is damaged ({reason}): it is truncated or not Fashion-MNIST's, and nothing was decompressed from "
+        f"it. Get a good copy: sudo apt-get install --reinstall dataset-fashion-mnist (Debian's, in {DEBIAN_DIR}), or "
+        f"download {source.name} from {UPSTREAM} into {source.parent}; or drop {source.parent} from "
+        "--data.offline_dirs."
+    )
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it: the only portable way), for files created as ``open`` creates them."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def prepare_raw_files(data_dir: str | Path, offline_dirs: Sequence[str | Path], download: bool) -> Path:
@@ -90,14 +120,9 @@ def prepare_raw_files(data_dir: str | Path, offline_dirs: Sequence[str | Path], 
 
 
 def _writable_dir(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DataNotFoundError(
-            f"Cannot create {folder} for Fashion-MNIST: {error.strerror}. Choose a writable --data.data_dir."
-        ) from None
-    if not os.access(folder, os.W_OK):
-        raise DataNotFoundError(f"{folder} is not writable. Choose a writable --data.data_dir.")
+    fix = "Choose a writable --data.data_dir."
+    check_folder(folder, what="Fashion-MNIST's files", fix=fix, error=DataNotFoundError)
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def load_split(raw: Path, *, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
