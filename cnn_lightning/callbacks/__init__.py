@@ -7,6 +7,7 @@ from cnn_lightning.callbacks.graceful_interrupt import GracefulInterrupt
 from cnn_lightning.callbacks.lr_logger import LearningRateLogger
 from cnn_lightning.callbacks.micro_batch import AutoMicroBatch
 from cnn_lightning.callbacks.model_table import ModelTable
+from cnn_lightning.callbacks.peak_memory import PeakMemory
 from cnn_lightning.callbacks.prediction_writer import PredictionCSV
 from cnn_lightning.callbacks.progress import ResumedEpochProgress, SteadyProgressBar
 from cnn_lightning.callbacks.report_to_study import ReportToStudy
@@ -25,6 +26,7 @@ __all__ = [
     "GracefulInterrupt",
     "LearningRateLogger",
     "ModelTable",
+    "PeakMemory",
     "PredictionCSV",
     "ReportToStudy",
     "ResumedEpochProgress",
