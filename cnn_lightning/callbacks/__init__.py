@@ -1,5 +1,6 @@
 """Every Lightning callback of the project, one per file, named by its job (as ``lightning.pytorch.callbacks``)."""
 
+from cnn_lightning.callbacks.activation_images import ActivationImages
 from cnn_lightning.callbacks.config_per_run import ConfigPerRun
 from cnn_lightning.callbacks.dashboards import Dashboards
 from cnn_lightning.callbacks.effective_batch import EffectiveBatchSize
@@ -18,6 +19,7 @@ from cnn_lightning.legacy import package_getattr
 __getattr__ = package_getattr(__name__)  # 0.1.0's cnn_lightning.callbacks module held a few helpers too
 
 __all__ = [
+    "ActivationImages",
     "AutoMicroBatch",
     "ConfigPerRun",
     "Dashboards",
