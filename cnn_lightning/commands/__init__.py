@@ -115,7 +115,8 @@ def run_command(command: str, argv: Sequence[str]) -> Any:
 def usage() -> str:
     """``python -m cnn_lightning --help``: every command with its one-line description."""
     lines = ["usage: python -m cnn_lightning COMMAND [--help] [options]", "", "commands:"]
-    lines += [f"  {command:10s} {description}" for command, description in DESCRIPTIONS.items()]
+    width = max(map(len, DESCRIPTIONS))
+    lines += [f"  {command:{width}s} {description}" for command, description in DESCRIPTIONS.items()]
     lines += ["", "python -m cnn_lightning COMMAND --help lists a command's options."]
     return "\n".join(lines)
 
