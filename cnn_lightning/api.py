@@ -14,19 +14,12 @@ from pathlib import Path
 
 import torch
 
-from cnn_lightning.data.augmentation import normalize
+from cnn_lightning.data.augmentation import FASHION_MNIST_MEAN, FASHION_MNIST_STD, normalize
+from cnn_lightning.data.datasets import checkpoint_normalization
 from cnn_lightning.data.own_images import Invert, load_images
 from cnn_lightning.data.resident_batches import resize_batch
-from cnn_lightning.errors import ConfigError
-from cnn_lightning.models import MODELS
-from cnn_lightning.runs import (
-    best_checkpoint,
-    checkpoint_model,
-    checkpoint_settings,
-    last_checkpoint,
-    load_checkpoint,
-    run_folder,
-)
+from cnn_lightning.training.classifier import Classifier
+from cnn_lightning.training.trained_model import load_trained
 
 
 @dataclass(frozen=True)
@@ -48,10 +41,11 @@ class ImageClassifier:
         categories: list[str],
         device: str | torch.device = "cpu",
         *,
-        normalized: bool = False,
+        normalized: bool | tuple[float, float] = False,
     ) -> None:
         self.model, self.categories, self.device = model.eval().to(device), categories, torch.device(device)
-        self.normalized = normalized  # trained on standardized images (--data.normalize)
+        # Trained on standardized images (--data.normalize): the training set's (mean, std); True: Fashion-MNIST's.
+        self.normalized = (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if normalized is True else normalized
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -63,7 +57,7 @@ class ImageClassifier:
         elif images.ndim == 3:
             images = images.unsqueeze(1)
         if self.normalized:
-            images = normalize(images)
+            images = normalize(images, *self.normalized)
         return self.model(images).float().softmax(dim=1).cpu()
 
     def __call__(
@@ -86,20 +80,12 @@ class ImageClassifier:
         return results
 
 
-def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> ImageClassifier:
-    """An :class:`ImageClassifier` from a checkpoint file or a run folder (its best checkpoint, else last)."""
-    path = Path(path)
-    if path.is_dir():
-        run = run_folder(path) or path
-        found = best_checkpoint(run) or last_checkpoint(run)
-        if found is None:
-            raise ConfigError(f"{path} holds no checkpoint (looked in {run}/checkpoints).")
-        path = found
-    checkpoint = load_checkpoint(path)
-    name = (checkpoint_model(checkpoint) or "").rsplit(".", 1)[-1]
-    if name not in MODELS:
-        raise ConfigError(f"{path} holds no model of this package ({name or 'unknown class'}).")
-    model = MODELS[name](**checkpoint_settings(checkpoint))
-    model.load_state_dict(model.upgrade_state_dict(checkpoint["state_dict"]))
-    normalized = bool(checkpoint.get("datamodule_hyper_parameters", {}).get("normalize"))
-    return ImageClassifier(model, list(checkpoint.get("categories") or model.categories), device, normalized=normalized)
+def load_classifier(
+    path: str | Path, device: str | torch.device = "cpu", model_class: type[Classifier] | None = None
+) -> ImageClassifier:
+    """An :class:`ImageClassifier` from a checkpoint file or a run folder (its best checkpoint, else last), of any
+    importable ``Classifier`` subclass; ``model_class`` for a checkpoint that does not name its class (one saved by a
+    plain ``lightning.Trainer``)."""
+    model, checkpoint, _ = load_trained(path, model_class)
+    categories = list(checkpoint.get("categories") or model.categories)
+    return ImageClassifier(model, categories, device, normalized=checkpoint_normalization(checkpoint) or False)

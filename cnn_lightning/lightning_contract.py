@@ -7,10 +7,12 @@ Lightning versions we test (pyproject.toml bounds them); when Lightning changes 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -113,3 +115,26 @@ def plugin_compute_dtype(plugin: Precision) -> torch.dtype:
     from lightning.pytorch.callbacks import throughput_monitor
 
     return _attribute(throughput_monitor, "_plugin_to_compute_dtype", "the precision plugins' compute dtype")(plugin)
+
+
+class ConfigFromUnnamedCheckpoints:
+    """A mixin for ``LightningCLI`` (before it in the bases): its reading of a checkpoint's hyperparameters into the
+    config (``_parse_ckpt_path``, undocumented), also for a checkpoint whose hyperparameters do not name their class
+    (``_class_path``: one saved by a plain ``lightning.Trainer``). They then configure the class ``--model`` names;
+    LightningCLI itself would refuse every one of them as an option of no class."""
+
+    def _parse_ckpt_path(self) -> None:
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        path = config.get("ckpt_path") if config is not None else None
+        if path and Path(path).is_file():
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            settings = {k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items() if not k.startswith("_")}
+            named = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+            model = config.get("model")
+            if settings and not named and isinstance(model, Namespace) and model.get("class_path"):
+                model = {"class_path": model.class_path, "dict_kwargs": settings}
+                self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+                return
+        _attribute(LightningCLI, "_parse_ckpt_path", "LightningCLI's reading of a checkpoint's hyperparameters")
+        super()._parse_ckpt_path()  # type: ignore[misc]

@@ -35,6 +35,9 @@ def test_every_config_trains_on_cuda(
               "--trainer.limit_test_batches", "2", "--data.data_dir", str(data_dir)])  # fmt: skip
     closing = capsys.readouterr().out.strip().splitlines()[-1]
     assert closing.startswith("loss ") and "examples/sec on cuda" in closing
+    # CUDA's allocated peak: at least the training split resident on the device (55,000 uint8 images).
+    peak = float(closing.rsplit("peak memory ", 1)[1].split()[0]) * (1024 if closing.endswith("GiB") else 1)
+    assert peak >= 55_000 * 784 / 2**20
 
 
 @pytest.mark.parametrize("size", [28, 96, 224])

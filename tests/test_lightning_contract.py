@@ -11,6 +11,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.precision import DoublePrecision, MixedPrecision, Precision
 
@@ -183,3 +184,12 @@ def test_every_contract_function_has_its_test() -> None:
         if inspect.isfunction(value) and value.__module__ == lightning_contract.__name__ and not name.startswith("_")
     }
     assert functions == TESTED
+
+
+def test_config_from_unnamed_checkpoints() -> None:
+    """The mixin overrides LightningCLI's reading of a checkpoint's hyperparameters (tests/commands/
+    test_any_classifier.py runs it): the method it overrides must still be LightningCLI's."""
+    assert callable(LightningCLI._parse_ckpt_path)
+    assert CNNLightningCLI.__mro__.index(
+        lightning_contract.ConfigFromUnnamedCheckpoints
+    ) < CNNLightningCLI.__mro__.index(LightningCLI)

@@ -31,7 +31,6 @@ from torch.utils.hooks import RemovableHandle
 from torchmetrics.classification import MulticlassConfusionMatrix
 from torchvision.utils import make_grid
 
-from cnn_lightning.data.augmentation import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from cnn_lightning.data.datamodule import INPUT_GRID_IMAGES
 from cnn_lightning.engine import Chunk
 
@@ -209,8 +208,8 @@ class Dashboards(Callback):
         if (writer := self._tensorboard(trainer)) is not None:
             images = images[: self.num_images].detach().float().cpu().contiguous()
             augmentation = getattr(trainer.datamodule, "augmentation", None)
-            if augmentation is not None and augmentation.normalize:
-                images = images * FASHION_MNIST_STD + FASHION_MNIST_MEAN
+            if augmentation is not None:
+                images = augmentation.denormalize(images)
             grid = make_grid(images, nrow=8, padding=2, pad_value=1.0)
             augmented = augmentation is not None and augmentation.is_random
             writer.add_image("inputs/train_batch" + "_augmented" * augmented, grid, trainer.global_step)

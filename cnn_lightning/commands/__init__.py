@@ -5,15 +5,17 @@
   command's own typed options, and calls the ``Trainer`` method of that name (:mod:`cnn_lightning.commands.trainer`
   adds ``summary`` and ``export``; their work is in :mod:`~cnn_lightning.commands.summary` and
   :mod:`~cnn_lightning.commands.export`).
-* ``report`` and ``tune`` act on finished runs or start runs of their own: jsonargparse reads ``report``'s options
-  from its function's signature and docstring, with ``--help`` and ``--config`` as for the others; ``tune`` passes
-  every option it does not know on to its trials' ``fit``.
+* ``report``, ``activations`` and ``tune`` act on finished runs or start runs of their own: jsonargparse reads
+  ``report``'s and ``activations``' options from their function's signature and docstring, with ``--help`` and
+  ``--config`` as for the others; ``tune`` passes every option it does not know on to its trials' ``fit``.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import types
+import typing
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +43,8 @@ DESCRIPTIONS: dict[str, str] = {
     "against PyTorch on test images",
     "report": "Write a Markdown table (report.md) and PNG plots over every TensorBoard run in a folder",
     "tune": "Search fit settings with Optuna, or repeat one setting over several seeds; one run per trial",
+    "activations": "Write PNG grids of chosen layers' activations for a few images, and of the first convolution's "
+    "filters",
 }
 # Run commands: "module:function", and the parameters that are positional on the command line (loaded when run:
 # fit needs neither report's nor tune's modules).
@@ -48,6 +52,7 @@ RUN_COMMANDS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "report": ("cnn_lightning.commands.report:report", ("logdir",)),
     # tune passes every option it does not know on to fit, so it takes the raw arguments (None: no parser here).
     "tune": ("cnn_lightning.commands.tune:tune", None),
+    "activations": ("cnn_lightning.commands.activations:activations", ()),
 }
 
 
@@ -71,8 +76,31 @@ def run_parser(command: str) -> ArgumentParser:
     flags = {name: p for name, p in inspect.signature(function).parameters.items() if p.annotation in (bool, "bool")}
     for name, parameter in flags.items():
         parser.add_argument(f"--{name}", nargs="?", const=True, default=parameter.default, type=bool)
-    parser.add_function_arguments(function, skip=set(positional) | set(flags))
+    # A list of words is typed as words (``--layers features.1 features.4``), as argparse users expect.
+    hints = typing.get_type_hints(function)
+    lists = {name for name, hint in hints.items() if name != "return" and list in _types(hint)}
+    for name in lists:
+        default = inspect.signature(function).parameters[name].default
+        parser.add_argument(f"--{name}", nargs="+", default=default, help=_argument_help(function, name))
+    parser.add_function_arguments(function, skip=set(positional) | set(flags) | lists)
     return parser
+
+
+def _types(hint: Any) -> set[Any]:
+    """The classes a type hint allows: ``list[str] | None`` → ``{list, NoneType}``."""
+    arguments = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or isinstance(hint, types.UnionType):
+        return {t for argument in arguments for t in _types(argument)}
+    return {origin or hint}
+
+
+def _argument_help(function: Callable[..., Any], name: str) -> str:
+    """The docstring's text for the parameter ``name``, as jsonargparse shows the other options'."""
+    from docstring_parser import parse  # jsonargparse[signatures]'s own docstring reader
+
+    described = {param.arg_name: param.description or "" for param in parse(function.__doc__ or "").params}
+    return described.get(name, "").replace("%", "%%")
 
 
 def run_command(command: str, argv: Sequence[str]) -> Any:
@@ -87,7 +115,8 @@ def run_command(command: str, argv: Sequence[str]) -> Any:
 def usage() -> str:
     """``python -m cnn_lightning --help``: every command with its one-line description."""
     lines = ["usage: python -m cnn_lightning COMMAND [--help] [options]", "", "commands:"]
-    lines += [f"  {command:10s} {description}" for command, description in DESCRIPTIONS.items()]
+    width = max(map(len, DESCRIPTIONS))
+    lines += [f"  {command:{width}s} {description}" for command, description in DESCRIPTIONS.items()]
     lines += ["", "python -m cnn_lightning COMMAND --help lists a command's options."]
     return "\n".join(lines)
 

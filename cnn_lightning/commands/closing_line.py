@@ -1,9 +1,11 @@
-"""What a finished fit reports: its final metrics and the book's closing line (loss, accuracies, examples/sec)."""
+"""What a finished fit reports: its final metrics and the book's closing line (loss, accuracies, examples/sec, peak
+memory)."""
 
 from __future__ import annotations
 
 import lightning as L
 
+from cnn_lightning.callbacks.peak_memory import TAG as PEAK_MEMORY
 from cnn_lightning.callbacks.throughput import ExamplesPerSecond
 
 
@@ -19,11 +21,20 @@ def final_metrics(trainer: L.Trainer) -> dict[str, float]:
 
 
 def closing_line(metrics: dict[str, float], device: object) -> str:
-    """The book's end-of-training printout: loss, train/val/test accuracy and examples/sec on the device."""
+    """The book's end-of-training printout: loss, train/val/test accuracy and examples/sec on the device, then the
+    peak training memory (``PeakMemory``: on the CPU the resident set's growth, hence the ``+``)."""
     parts = [f"{label} {metrics[key]:.3f}" for key, label in _CLOSING_FIELDS if key in metrics]
     if "examples_per_sec" in metrics:
         parts.append(f"{metrics['examples_per_sec']:,.1f} examples/sec on {device}")
+    if PEAK_MEMORY in metrics:
+        growth = "+" if str(device).startswith("cpu") else ""
+        parts.append(f"peak memory {growth}{memory_text(metrics[PEAK_MEMORY])}")
     return ", ".join(parts)
+
+
+def memory_text(mib: float) -> str:
+    """``mib`` MiB as ``312 MiB`` or ``1.25 GiB``."""
+    return f"{mib / 1024:.2f} GiB" if mib >= 1024 else f"{mib:.0f} MiB"
 
 
 _CLOSING_FIELDS = (("train/loss", "loss"), ("train/acc", "train acc"), ("val/acc", "val acc"), ("test/acc", "test acc"))

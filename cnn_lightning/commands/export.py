@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnn_lightning.data.augmentation import FASHION_MNIST_MEAN, FASHION_MNIST_STD, normalize
+from cnn_lightning.data.datasets import checkpoint_normalization
 from cnn_lightning.errors import ConfigError, UserFacingError, on_full_disk
 from cnn_lightning.output_places import check_folder, check_new_file
 from cnn_lightning.runs import load_checkpoint, new_file, run_folder
@@ -45,9 +46,11 @@ class ExportMismatchError(UserFacingError):
 class ExportedClassifier(nn.Module):
     """Preprocessing, network and softmax in one module: uint8 ``[N, 1, 28, 28]`` → probabilities ``[N, C]``."""
 
-    def __init__(self, net: nn.Module, input_size: int, *, normalized: bool = False) -> None:
+    def __init__(self, net: nn.Module, input_size: int, *, normalized: bool | tuple[float, float] = False) -> None:
         super().__init__()
-        self.net, self.input_size, self.normalized = net, input_size, normalized
+        self.net, self.input_size = net, input_size
+        # The training set's (mean, std) where training standardized (True: Fashion-MNIST's).
+        self.normalized = (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if normalized is True else normalized
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.float()
@@ -55,10 +58,12 @@ class ExportedClassifier(nn.Module):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
             x = x.round().clamp(0, 255)
         x = x / 255
-        return self.net(normalize(x) if self.normalized else x).softmax(dim=1)
+        return self.net(normalize(x, *self.normalized) if self.normalized else x).softmax(dim=1)
 
 
-def metadata(model: Any, categories: list[str], checkpoint: Path, *, normalized: bool = False) -> dict[str, str]:
+def metadata(
+    model: Any, categories: list[str], checkpoint: Path, *, normalized: tuple[float, float] | None = None
+) -> dict[str, str]:
     """What a user of the file needs to know, as strings (ONNX ``metadata_props``, a TorchScript extra file)."""
     return {
         "model": type(model).__name__,
@@ -68,7 +73,7 @@ def metadata(model: Any, categories: list[str], checkpoint: Path, *, normalized:
         "output": "probabilities: float32 [batch, classes], softmax; argmax is the predicted class",
         "input_size": str(model.input_size),
         "preprocessing_in_graph": f"bilinear resize to {model.input_size}x{model.input_size}, round, / 255"
-        + (f", (x - {FASHION_MNIST_MEAN}) / {FASHION_MNIST_STD}" if normalized else ""),
+        + (f", (x - {normalized[0]:.6g}) / {normalized[1]:.6g}" if normalized else ""),
         "preprocessing_before": PREPROCESSING_BEFORE,
     }
 
@@ -85,8 +90,8 @@ def export_model(
     model.load_state_dict(model.upgrade_state_dict(checkpoint["state_dict"]))
     categories = list(checkpoint.get("categories") or model.categories)
     model.net.to(memory_format=torch.contiguous_format)
-    normalized = bool(getattr(datamodule, "hparams", {}).get("normalize"))
-    wrapper = ExportedClassifier(model.net, model.input_size, normalized=normalized).eval().float()
+    normalized = checkpoint_normalization(checkpoint)  # the training set's statistics, as the checkpoint keeps them
+    wrapper = ExportedClassifier(model.net, model.input_size, normalized=normalized or False).eval().float()
     path = _target(Path(ckpt_path), format, output)
     try:
         info = metadata(model, categories, Path(ckpt_path), normalized=normalized)

@@ -24,6 +24,7 @@ from cnn_lightning.callbacks import (
     GracefulInterrupt,
     LearningRateLogger,
     ModelTable,
+    PeakMemory,
     PredictionCSV,
     ResumedEpochProgress,
     RunCheckpoint,
@@ -49,7 +50,7 @@ from cnn_lightning.engine import ChunkedSteps
 from cnn_lightning.engine.exactness import one_device
 from cnn_lightning.errors import ConfigError, UserFacingError, require_positive
 from cnn_lightning.legacy import upgrade_hyperparameters
-from cnn_lightning.lightning_contract import stop_logging_graph, subcommand_parser
+from cnn_lightning.lightning_contract import ConfigFromUnnamedCheckpoints, stop_logging_graph, subcommand_parser
 from cnn_lightning.loggers.tensorboard import TensorBoardLogger, user_settings
 from cnn_lightning.models import MODELS
 from cnn_lightning.runs import (
@@ -70,7 +71,7 @@ from cnn_lightning.training.optimization import configure_schedule, regroup
 from cnn_lightning.training.precision import default_precision
 
 
-class CNNLightningCLI(LightningCLI):
+class CNNLightningCLI(ConfigFromUnnamedCheckpoints, LightningCLI):
     """LightningCLI whose data module always resizes to the model's ``input_size``, which checkpoints every run
     crash-safely and resumes it in place, and whose ``fit`` ends like the book's: a test pass on the final
     weights and one closing line, also stored as TensorBoard hparams."""
@@ -258,6 +259,7 @@ def default_callbacks() -> list[Callback]:
         GracefulInterrupt(),  # Ctrl+C stops after the batch and saves last.ckpt
         ResumedEpochProgress(),
         ModelTable(),  # the network's rows only
+        PeakMemory(),  # train/peak_memory_mib, in the closing line and report
     ]
 
 

@@ -99,7 +99,9 @@ def explain_parse_error(message: str) -> str:
         command = missing.group(1)
         return (
             f"{command} needs a model: pass --ckpt_path with a trained run (its folder, holding checkpoints/) or a "
-            f".ckpt file, or --config NAME.yaml. See python -m cnn_lightning {command} --help."
+            f".ckpt file, or --config NAME.yaml; a checkpoint that does not name its class (saved by a plain "
+            f"lightning.Trainer) also needs the class: --model cnn_lightning.models.LeNet, say, or your own. See "
+            f"python -m cnn_lightning {command} --help."
         )
     lines = [line.strip(" -") for line in message.splitlines()]
     lines = [line for line in lines if line and not line.startswith(NOISE)]

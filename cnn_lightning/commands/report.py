@@ -13,6 +13,8 @@ comes from:
   ``accelerator: auto`` becomes ``cuda``); for runs without it, ``config.yaml`` that LightningCLI saves beside the
   events: the model's class path, its parameters counted by building it on the meta device (no memory, no
   weights), and the configured accelerator.
+- variant and peak memory: :mod:`cnn_lightning.commands.report_columns` (``config.yaml``'s settings that differ from
+  the book's; the last ``train/peak_memory_mib``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from matplotlib.figure import Figure
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnn_lightning.callbacks.dashboards import SETUP_TAG, parse_setup_markdown
+from cnn_lightning.commands.report_columns import BOOK, peak_memory_cell, run_variant
 from cnn_lightning.commands.report_studies import STUDY_FILE, check_study_file, repeated_settings_table, study_plots_for
 from cnn_lightning.errors import ConfigError, on_full_disk
 from cnn_lightning.loggers.tags import metric_name
@@ -39,8 +42,8 @@ from cnn_lightning.output_places import check_folder
 from cnn_lightning.runs import CONFIG_NAME, is_command_log, run_model
 
 COLUMNS = (
-    *("run", "model", "epochs", "train loss", "train acc", "val acc", "test acc"),
-    *("book test acc", "examples/sec", "parameters"),
+    *("run", "model", "variant", "epochs", "train loss", "train acc", "val acc", "test acc"),
+    *("book test acc", "examples/sec", "peak memory", "parameters"),
 )
 PLOTS = {
     "accuracy.png": "Training (solid) and validation (dashed) accuracy per epoch",
@@ -64,6 +67,7 @@ class Run:
     last: dict[str, float] = field(default_factory=dict)  # tag -> last value
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)  # tag -> (epochs, values)
     examples_per_sec: float | None = None
+    variant: str | None = None  # what differs from the book's experiment ("book": nothing)
 
 
 def find_runs(logdir: Path) -> list[Path]:
@@ -120,6 +124,7 @@ def load_run(folder: Path, logdir: Path) -> Run:
     scalars = _scalars(accumulator)
     name = folder.relative_to(logdir).as_posix() if folder != logdir else folder.name
     run = Run(name=name, last={tag: events[-1][1] for tag, events in scalars.items() if events})
+    run.variant = run_variant(folder)
     setup = _setup(accumulator)
     if setup:
         world = int(setup.get("world_size", "1"))
@@ -152,17 +157,20 @@ def _fmt(value: float | None, spec: str) -> str:
 def markdown_table(runs: list[Run]) -> str:
     """One row per run: the columns of :data:`COLUMNS` plus the device."""
     header = [*COLUMNS, "device"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 8 + ["---"]) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * 9 + ["---"]) + "|"]
     for run in runs:
-        record = MODELS[run.model].record if run.model in MODELS else None
+        # The book's figure is for its own network on its own data only, not a variant's.
+        record = MODELS[run.model].record if run.model in MODELS and run.variant in (None, BOOK) else None
         cells = [
             run.name,
             run.model,
+            run.variant or "?",
             _fmt(run.epochs, "d"),
             _fmt(run.last.get("train/loss"), ".4f"),
             *(_fmt(run.last.get(f"{stage}/acc"), ".4f") for stage in ("train", "val", "test")),
             str(record.book_accuracy) if record else "—",
             _fmt(run.examples_per_sec, ",.0f"),
+            peak_memory_cell(run.last, run.device),
             _fmt(run.parameters, ","),
             run.device,
         ]
@@ -171,7 +179,8 @@ def markdown_table(runs: list[Run]) -> str:
 
 
 def _label(run: Run) -> str:
-    return f"{run.model} ({run.name})"
+    variant = f" {run.variant}" if run.variant not in (None, BOOK) else ""
+    return f"{run.model}{variant} ({run.name})"
 
 
 def plot_curves(runs: list[Run], metric: str, path: Path) -> bool:
@@ -230,7 +239,10 @@ def write_report(runs: list[Run], logdir: Path, out: Path, folders: list[Path] |
         "# Training report",
         f"{len(runs)} run(s) under `{logdir}`, written by `python -m cnn_lightning report`.",
         table,
-        "book test acc: the book's 10-epoch test accuracy for the model, median [range] of 66 builds. "
+        "variant: what the run changes from the book's network and data (book: nothing). "
+        "book test acc: the book's 10-epoch test accuracy for the model, median [range] of 66 builds (not shown "
+        "for a variant). peak memory: the most training held, on CUDA allocated, on the CPU the resident set's "
+        "growth (+). "
         "examples/sec: training examples per second over the whole fit, validation excluded, all devices "
         "together. Accuracies and loss: last logged value. device: as resolved by the Trainer (as configured for "
         "runs without the `run/setup` text).",

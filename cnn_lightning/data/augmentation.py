@@ -13,15 +13,17 @@ from torch import nn
 
 from cnn_lightning.errors import ConfigError
 
-# Mean and std of the 60,000 Fashion-MNIST training images in [0, 1] (tests/data/test_augmentation.py recomputes them).
+# Mean and std of the 60,000 Fashion-MNIST training images in [0, 1] (tests/data/test_augmentation.py recomputes them):
+# the defaults until the data module computes its dataset's own (data/datasets.py), and those of a checkpoint older
+# than that.
 FASHION_MNIST_MEAN = 0.2860
 FASHION_MNIST_STD = 0.3530
 SOURCE_SIZE = 28  # crop padding is given in pixels of the 28 px original and scaled with the resize
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """``[0, 1]`` images → zero mean and unit std over the training set."""
-    return (images - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
+def normalize(images: torch.Tensor, mean: float = FASHION_MNIST_MEAN, std: float = FASHION_MNIST_STD) -> torch.Tensor:
+    """``[0, 1]`` images → zero mean and unit std over the training set (``mean``, ``std``: its statistics)."""
+    return (images - mean) / std
 
 
 class TrainAugmentation(nn.Module):
@@ -58,6 +60,7 @@ class TrainAugmentation(nn.Module):
             )
         self.crop_padding, self.horizontal_flip, self.random_erasing = crop_padding, horizontal_flip, random_erasing
         self.normalize = normalize
+        self.mean, self.std = FASHION_MNIST_MEAN, FASHION_MNIST_STD  # the dataset's, once set_statistics is called
         geometric: list[nn.Module] = []
         if crop_padding:
             padding = max(1, round(crop_padding * size / SOURCE_SIZE))
@@ -65,8 +68,21 @@ class TrainAugmentation(nn.Module):
         if horizontal_flip:
             geometric.append(K.RandomHorizontalFlip(p=0.5))
         self.geometric = K.ImageSequential(*geometric) if geometric else None
-        fill = 0.0 if normalize else FASHION_MNIST_MEAN  # the mean either way
-        self.erasing = K.RandomErasing(p=random_erasing, value=fill) if random_erasing else None
+        self.erasing: K.RandomErasing | None = None
+        self._build_erasing()
+
+    def _build_erasing(self) -> None:
+        fill = 0.0 if self.normalize else self.mean  # the mean either way
+        self.erasing = K.RandomErasing(p=self.random_erasing, value=fill) if self.random_erasing else None
+
+    def set_statistics(self, mean: float, std: float) -> None:
+        """The training set's mean and std in [0, 1], for normalization and the erased rectangles' fill."""
+        self.mean, self.std = mean, std
+        self._build_erasing()
+
+    def denormalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalized images back in [0, 1] for display (unchanged when nothing normalizes)."""
+        return images * self.std + self.mean if self.normalize else images
 
     @property
     def is_random(self) -> bool:
@@ -86,11 +102,11 @@ class TrainAugmentation(nn.Module):
         if self.geometric is not None:
             images = self.geometric(images)
         if self.normalize:
-            images = normalize(images)
+            images = normalize(images, self.mean, self.std)
         if self.erasing is not None:
             images = self.erasing(images)
         return images
 
     def evaluate(self, images: torch.Tensor) -> torch.Tensor:
         """An evaluation batch: normalized if training normalizes, otherwise untouched."""
-        return normalize(images) if self.normalize else images
+        return normalize(images, self.mean, self.std) if self.normalize else images

@@ -1,5 +1,6 @@
-"""The Fashion-MNIST data module: the 70k images (~55 MB) as one resident uint8 tensor on the training device,
-a seeded validation split, batches resized (and augmented, where asked) on the device."""
+"""The Fashion-MNIST data module (or MNIST's, KMNIST's: ``dataset``): the 70k images (~55 MB) as one resident uint8
+tensor on the training device, a seeded validation split, batches resized (and augmented, where asked) on the
+device."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import lightning as L
 import torch
 
 from cnn_lightning.data.augmentation import TrainAugmentation
-from cnn_lightning.data.fashion_mnist import CLASSES, DEBIAN_DIR, load_split, prepare_raw_files
+from cnn_lightning.data.datasets import STATE_KEY, DatasetName, get_dataset, offline_dirs_for, pixel_statistics
+from cnn_lightning.data.fashion_mnist import DEBIAN_DIR, load_split, prepare_raw_files
 from cnn_lightning.data.own_images import Invert, find_files, load_images
 from cnn_lightning.data.resident_batches import TensorBatchLoader, resize_batch
 from cnn_lightning.errors import DataCorruptError, require_positive
@@ -23,7 +25,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
     training images, the official 10k test set, images resized per batch on the training device.
 
     Args:
-        data_dir: torchvision root; files live in ``data_dir/FashionMNIST/raw``.
+        data_dir: torchvision root; files live in ``data_dir/FashionMNIST/raw`` (``MNIST/raw``, ``KMNIST/raw``).
+        dataset: ``fashion_mnist`` (the book's), ``mnist`` or ``kmnist`` (data/datasets.py): its class names go
+            into the checkpoints, and ``normalize`` uses its own mean and std, computed from its training images.
         batch_size: images per training step on each device.
         resize: side length fed to the model; the CLI sets it from the model's ``input_size``.
         val_size: training images held out for validation (ignored with ``val_on_test``).
@@ -33,7 +37,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
         predict_path: images to classify with ``predict`` instead of the test set: a file, a folder (recursively)
             or a glob; they get the Fashion-MNIST look first (:mod:`cnn_lightning.data.own_images`).
         invert: make dark-on-light pictures light-on-dark: ``auto`` decides per image from border and centre.
-        offline_dirs: folders holding the four ``*.gz`` files, searched before downloading.
+        offline_dirs: folders holding the four ``*.gz`` files, searched before downloading (Debian's holds
+            Fashion-MNIST only, and is skipped for another dataset).
         download: allow torchvision's download when no offline copy is found.
         random_crop_padding, horizontal_flip, random_erasing, normalize: augmentation of training batches on
             their device, each image its own draw, and standardization of every batch (off by default; see
@@ -57,22 +62,24 @@ class FashionMNISTDataModule(L.LightningDataModule):
         horizontal_flip: bool = False,
         random_erasing: float = 0.0,
         normalize: bool = False,
+        dataset: DatasetName = "fashion_mnist",
     ) -> None:
         super().__init__()
         require_positive(batch_size, name="The batch size", flag="--data.batch_size")
         require_positive(eval_batch_size, name="The evaluation batch size", flag="--data.eval_batch_size")
         require_positive(resize, name="The resize", flag="--model.init_args.input_size")
+        self.dataset = get_dataset(dataset)
         self.save_hyperparameters()
         self.data_dir, self.batch_size, self.resize = data_dir, batch_size, resize
         self.val_size, self.val_on_test, self.seed = val_size, val_on_test, seed
         self.eval_batch_size = eval_batch_size
-        self.offline_dirs, self.download = list(offline_dirs), download
+        self.offline_dirs, self.download = offline_dirs_for(self.dataset, offline_dirs), download
         self.predict_path, self.invert = predict_path, invert
         if predict_path:
             find_files(predict_path)  # a missing path or an empty folder is refused before anything runs
         self.predict_sources: list[str] = []
-        self.classes = CLASSES
-        self.num_classes = len(CLASSES)
+        self.classes = self.dataset.classes
+        self.num_classes = len(self.classes)
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.augmentation = TrainAugmentation(
             size=resize,
@@ -84,7 +91,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         if not (self.predict_path and self.trainer is not None and self.trainer.predicting):
-            prepare_raw_files(self.data_dir, self.offline_dirs, self.download)
+            prepare_raw_files(self.data_dir, self.offline_dirs, self.download, self.dataset.source)
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" and self.predict_path:
@@ -93,9 +100,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
             return
         if self._splits.keys() - {"predict"}:
             return
-        raw = prepare_raw_files(self.data_dir, self.offline_dirs, self.download)
-        images, labels = load_split(raw, train=True)
-        test = load_split(raw, train=False)
+        raw = prepare_raw_files(self.data_dir, self.offline_dirs, self.download, self.dataset.source)
+        images, labels = load_split(raw, train=True, source=self.dataset.source)
+        test = load_split(raw, train=False, source=self.dataset.source)
+        if self.augmentation.normalize:  # the dataset's own statistics, over all its training images
+            self.augmentation.set_statistics(*pixel_statistics(images))
         if self.val_on_test:
             self._splits = {"train": (images, labels), "val": test, "test": test}
             return
@@ -104,6 +113,16 @@ class FashionMNISTDataModule(L.LightningDataModule):
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
         train, val = order[self.val_size :], order[: self.val_size]
         self._splits = {"train": (images[train], labels[train]), "val": (images[val], labels[val]), "test": test}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the data: the statistics the model's inputs were normalized with."""
+        augmentation = self.augmentation
+        return {STATE_KEY: {"mean": augmentation.mean, "std": augmentation.std}} if augmentation.normalize else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """The trained model's statistics, also where this process computed none (``predict`` on own pictures)."""
+        if saved := state_dict.get(STATE_KEY):
+            self.augmentation.set_statistics(saved["mean"], saved["std"])
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The uint8 images and labels of ``train``, ``val`` or ``test`` (call ``setup`` first)."""

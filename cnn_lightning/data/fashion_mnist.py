@@ -1,5 +1,6 @@
-"""Fashion-MNIST's four files (Xiao et al. 2017): found offline first, decompressed into ``data_dir`` without ever
-replacing a file, read through torchvision and checked."""
+"""Fashion-MNIST's four files (Xiao et al. 2017), or those of another dataset in the same idx format (MNIST,
+KMNIST: ``source``, see :mod:`cnn_lightning.data.datasets`): found offline first, decompressed into ``data_dir``
+without ever replacing a file, read through torchvision and checked."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torchvision.datasets import FashionMNIST
+from torchvision.datasets import MNIST, FashionMNIST
 
 from cnn_lightning.errors import DataCorruptError, DataNotFoundError, on_full_disk
 from cnn_lightning.output_places import check_folder
@@ -79,14 +80,17 @@ def _umask() -> int:
     return mask
 
 
-def prepare_raw_files(data_dir: str | Path, offline_dirs: Sequence[str | Path], download: bool) -> Path:
-    """Make ``data_dir/FashionMNIST/raw`` hold the four decompressed files, offline first; return that folder.
+def prepare_raw_files(
+    data_dir: str | Path, offline_dirs: Sequence[str | Path], download: bool, source: type[MNIST] = FashionMNIST
+) -> Path:
+    """Make ``data_dir/FashionMNIST/raw`` (``source``'s folder) hold the four decompressed files, offline first;
+    return that folder.
 
     Order: files already in ``data_dir``; gzip files in ``offline_dirs`` (Debian's ``dataset-fashion-mnist``
     re-compresses them, so torchvision's .gz checksums do not apply; the shapes are checked on load instead);
     torchvision's download. Existing files are never overwritten.
     """
-    raw = Path(data_dir) / FashionMNIST.__name__ / "raw"
+    raw = Path(data_dir) / source.__name__ / "raw"
     missing = [name for name in RAW_FILES if not (raw / name).is_file()]
     if not missing:
         return raw
@@ -104,19 +108,24 @@ def prepare_raw_files(data_dir: str | Path, offline_dirs: Sequence[str | Path], 
     if download:
         _writable_dir(raw)
         try:
-            FashionMNIST(str(data_dir), train=True, download=True)
-            FashionMNIST(str(data_dir), train=False, download=True)
+            source(str(data_dir), train=True, download=True)
+            source(str(data_dir), train=False, download=True)
             return raw
         except Exception as error:  # torchvision raises RuntimeError or URLError variants
             tried.append(f"download from torchvision's mirrors: {str(error).splitlines()[-1].strip()}")
     else:
         tried.append("download: disabled (data.download=false)")
+    debian = f"install Debian's copy (`sudo apt-get install dataset-fashion-mnist`, files in {DEBIAN_DIR}), or "
     raise DataNotFoundError(
-        "Fashion-MNIST was not found. Tried:\n  - "
+        f"{_title(source)} was not found. Tried:\n  - "
         + "\n  - ".join(tried)
-        + "\nFix: install Debian's copy (`sudo apt-get install dataset-fashion-mnist`, files in "
-        f"{DEBIAN_DIR}), or put the four *-ubyte files in {raw}, or allow network access for the download."
+        + f"\nFix: {debian if source is FashionMNIST else ''}put the four *-ubyte files in {raw} (or their *.gz in "
+        "a folder of --data.offline_dirs), or allow network access for the download."
     )
+
+
+def _title(source: type[MNIST]) -> str:
+    return "Fashion-MNIST" if source is FashionMNIST else source.__name__
 
 
 def _writable_dir(folder: Path) -> None:
@@ -125,24 +134,27 @@ def _writable_dir(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
-def load_split(raw: Path, *, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``[N, 28, 28]`` uint8 and labels ``[N]`` int64 through torchvision's reader, shapes verified."""
+def load_split(raw: Path, *, train: bool, source: type[MNIST] = FashionMNIST) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``[N, 28, 28]`` uint8 and labels ``[N]`` int64 through torchvision's reader (``source``'s class),
+    shapes verified: Fashion-MNIST's the published ones; another dataset's any count of 28 × 28 images with as many
+    labels (a test's small files)."""
     prefix = "train" if train else "t10k"
     for name in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
         if not os.access(raw / name, os.R_OK):
             raise DataCorruptError(f"{raw / name} is not readable. Fix its permissions or choose another data_dir.")
     try:
-        dataset = FashionMNIST(str(raw.parent.parent), train=train, download=False)
+        dataset = source(str(raw.parent.parent), train=train, download=False)
         images, labels = dataset.data, dataset.targets
     except Exception as error:
         raise DataCorruptError(
-            f"A Fashion-MNIST file in {raw} is truncated or corrupt ({error}). Delete the {prefix}-* files "
+            f"A {_title(source)} file in {raw} is truncated or corrupt ({error}). Delete the {prefix}-* files "
             "there and run again to restore them from the offline copy or the download."
         ) from None
     for name, tensor in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
-        if tuple(tensor.shape) != RAW_FILES[name]:
+        expected = RAW_FILES[name] if source is FashionMNIST else (len(labels), *RAW_FILES[name][1:])
+        if tuple(tensor.shape) != expected:
             raise DataCorruptError(
-                f"{raw / name} holds shape {tuple(tensor.shape)}, expected {RAW_FILES[name]}: the file is not "
-                "Fashion-MNIST or is damaged. Delete it and run again to restore it."
+                f"{raw / name} holds shape {tuple(tensor.shape)}, expected {expected}: the file is not "
+                f"{_title(source)} or is damaged. Delete it and run again to restore it."
             )
     return images, labels.long()

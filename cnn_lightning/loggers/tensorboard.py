@@ -8,6 +8,7 @@ from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardL
 from typing_extensions import override
 
 from cnn_lightning.loggers.tags import dashboard_tag
+from cnn_lightning.models.variants import class_variant_label
 
 
 class TensorBoardLogger(LightningTensorBoardLogger):
@@ -38,8 +39,14 @@ class TensorBoardLogger(LightningTensorBoardLogger):
 
 def user_settings(params: dict[str, Any]) -> dict[str, Any]:
     """``params`` without LightningCLI's bookkeeping (``_class_path``, ``_instantiator``), nested dicts too, and each
-    boolean as the text True or False: torch's HParams writer takes a bool for the number 0 or 1."""
+    boolean as the text True or False: torch's HParams writer takes a bool for the number 0 or 1. A model's settings
+    (those with LightningCLI's ``_class_path``) come with a ``variant`` column: what differs from the book's
+    experiment, ``book`` for the book's own (models/variants.py's ``variant_label``)."""
     settings = {}
+    if isinstance(class_path := params.get("_class_path"), str):
+        dataset = params.get("data.dataset", params.get("dataset"))
+        if (label := class_variant_label(class_path, params, dataset)) is not None:
+            settings["variant"] = label
     for key, value in params.items():
         if str(key).rsplit(".", 1)[-1].startswith("_"):
             continue

@@ -1,11 +1,12 @@
 """Whether a configured network is the book's or a variant of it, and what differs: the book's figures (accuracy,
-speed) describe its own network only, so a variant says so instead of claiming them (``summary``; ``report`` and
-the HParams tab can label runs the same way)."""
+speed) describe its own network only, so a variant says so instead of claiming them (``summary``), and ``report``
+and the HParams tab label runs by what differs (:func:`variant_label`)."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: Settings of every network (the Classifier's) that change the network itself.
@@ -47,6 +48,21 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def changed_settings(cls: type, settings: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(name, value, book's value)`` of each structure setting among ``settings`` (a model's hyperparameters) that
+    is not the book's."""
+    book = book_settings(cls)
+    return [
+        (name, settings[name], value)
+        for name, value in book.items()
+        if name in settings and not _same(settings[name], value)
+    ]
+
+
+def _same(a: Any, b: Any) -> bool:
+    return _plain(a) == _plain(b)
+
+
 def differences_from_book(model: Any) -> list[str]:
     """What sets ``model`` apart from the book's network it is built from, e.g. ``["pooling max (book: avg)"]``;
     empty for the book's network (or a network with no book record to compare with)."""
@@ -54,10 +70,34 @@ def differences_from_book(model: Any) -> list[str]:
     if owner is None:
         return []
     differences = [] if owner is cls else [f"class {cls.__name__} (derived from {owner.__name__})"]
-    for name, book in book_settings(cls).items():
-        if name in model.hparams and _plain(model.hparams[name]) != _plain(book):
-            differences.append(f"{name} {_shown(model.hparams[name])} (book: {_shown(book)})")
+    for name, value, book in changed_settings(cls, model.hparams):
+        differences.append(f"{name} {_shown(value)} (book: {_shown(book)})")
     return differences
+
+
+def variant_label(cls: type, settings: Mapping[str, Any], dataset: str | None = None) -> str:
+    """A run's label by what differs from the book's experiment, for ``report`` and TensorBoard's HParams tab:
+    ``book`` for the book's network on Fashion-MNIST, else e.g. ``pooling=max, activation=relu``,
+    ``MyLeNet (from LeNet)``, ``dataset=mnist``; ``not in the book`` for a network without a book record."""
+    owner = book_class(cls)
+    if owner is None:
+        parts = [f"{cls.__name__}: not in the book"]
+    else:
+        parts = [] if owner is cls else [f"{cls.__name__} (from {owner.__name__})"]
+        parts += [f"{name}={_shown(value)}" for name, value, _ in changed_settings(cls, settings)]
+    if dataset and dataset != "fashion_mnist":
+        parts.append(f"dataset={dataset}")
+    return ", ".join(parts) or "book"
+
+
+def class_variant_label(class_path: str, settings: Mapping[str, Any], dataset: str | None = None) -> str | None:
+    """:func:`variant_label` of the class at ``class_path`` (None where it cannot be imported any more)."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return variant_label(cls, settings, dataset) if isinstance(cls, type) else None
 
 
 def record_line(model: Any) -> str | None:

@@ -105,8 +105,8 @@ class Classifier(L.LightningModule):
 
     @property
     def categories(self) -> list[str]:
-        """The class names, in label order: the record's, else numbered."""
-        return list(self.record.categories) if self.record else [str(i) for i in range(self.hparams.num_classes)]
+        """The class names, in label order: the loaded checkpoint's (its dataset's), else the record's, or numbers."""
+        return saved_checkpoints.class_names(self)
 
     def init_weights(self) -> None:
         """The configured ``init``; ``xavier`` is the book's ``init_weights``."""
@@ -165,6 +165,7 @@ class Classifier(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = self.upgrade_state_dict(checkpoint["state_dict"])
+        self.loaded_categories = checkpoint.get("categories")  # an MNIST run's predict names digits
         saved_checkpoints.restore_random_state(checkpoint, self.device)
 
     def upgrade_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -80,3 +80,10 @@ def restore_random_state(checkpoint: dict[str, Any], device: torch.device) -> No
         torch.set_rng_state(checkpoint["torch_rng_state"])
     if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
         torch.cuda.set_rng_state(checkpoint["cuda_rng_state"], device)
+
+
+def class_names(model: Any) -> list[str]:
+    """``model``'s class names in label order: those of the checkpoint it was loaded from (its dataset's: MNIST's
+    digits, say), else its record's (Fashion-MNIST's), else numbered."""
+    names = getattr(model, "loaded_categories", None) or (model.record.categories if model.record else None)
+    return list(names) if names else [str(i) for i in range(model.hparams.num_classes)]

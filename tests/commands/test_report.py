@@ -70,6 +70,8 @@ def test_report_table_and_plots(runs: tuple[Path, dict[str, str]], capsys: pytes
         # Whole-fit examples/sec: the closing line's figure, from the same ThroughputMonitor counters.
         rate = float(re.search(r"([\d,.]+) examples/sec", line).group(1).replace(",", ""))
         assert float(row["examples/sec"].replace(",", "")) == pytest.approx(rate, rel=1e-3, abs=1)
+        # The book's own network on its own data; the peak memory the closing line shows (CPU: the growth).
+        assert row["variant"] == "book" and line.endswith(f"peak memory {row['peak memory']}")
     out = logs / "report"
     markdown = (out / "report.md").read_text()
     assert "| version_1 | LeNetBN |" in markdown
@@ -112,9 +114,9 @@ def test_runs_without_setup_text_fall_back_to_config_yaml(
         writer.add_scalar("train/time", 2.0, 19)
     report.report(str(tmp_path / "logs"))
     row = _rows(capsys.readouterr().out)["version_0"]
-    assert row[1:5] == ["LeNetBN", "2", "0.3000", "0.7000"]
-    # No val logged; the book's figure from the model's record; the accelerator as configured.
-    assert row[5:] == ["—", "0.6800", "0.853 [0.518–0.892]", "320", "44,878", "auto"]
+    assert row[1:6] == ["LeNetBN", "book", "2", "0.3000", "0.7000"]
+    # No val logged; the book's figure from the model's record; no memory measured; the accelerator as configured.
+    assert row[6:] == ["—", "0.6800", "0.853 [0.518–0.892]", "320", "—", "44,878", "auto"]
 
 
 def test_no_runs_is_a_one_line_error_with_exit_2(tmp_path: Path) -> None:

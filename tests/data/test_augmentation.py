@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cnn_lightning.commands.fit import make_cli
 from cnn_lightning.data.augmentation import FASHION_MNIST_MEAN, FASHION_MNIST_STD, TrainAugmentation, normalize
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
+from cnn_lightning.data.datasets import pixel_statistics
 from cnn_lightning.data.resident_batches import resize_batch
 from cnn_lightning.errors import ConfigError
 from cnn_lightning.models import LeNetBN
@@ -101,11 +102,13 @@ def test_training_batches_are_augmented_and_evaluation_batches_only_normalized(d
         default_root_dir=tmp_path,
     )  # fmt: skip
     # One step per batch: each batch passes on_after_batch_transfer prepared (a chunk passes it as stored)
-    trainer.fit(LeNetBN(), datamodule=RawBatches(data_dir=str(data_dir), batch_size=64, **RECIPE_DATA))
+    trainer.fit(LeNetBN(), datamodule=(data := RawBatches(data_dir=str(data_dir), batch_size=64, **RECIPE_DATA)))
+    statistics = data.augmentation.mean, data.augmentation.std  # computed from the training images in setup
+    assert statistics == pytest.approx((FASHION_MNIST_MEAN, FASHION_MNIST_STD), abs=1e-4)
     for raw, seen in capture.seen["val"]:
-        assert torch.equal(seen, normalize(resize_batch(raw, 28)))  # exactly the plain pipeline, standardized
+        assert torch.equal(seen, normalize(resize_batch(raw, 28), *statistics))  # the plain pipeline, standardized
     for raw, seen in capture.seen["train"]:
-        plain = normalize(resize_batch(raw, 28))
+        plain = normalize(resize_batch(raw, 28), *statistics)
         changed = (seen != plain).flatten(1).any(dim=1).float().mean().item()
         assert changed > 0.5, f"only {changed:.0%} of the training images were augmented"
     assert len(capture.seen["train"]) == 3 and len(capture.seen["val"]) == 2
@@ -174,8 +177,12 @@ def test_a_normalized_run_is_normalized_wherever_it_is_used(
     classifier = load_classifier(cli.trainer.checkpoint_callback.last_model_path)
     images = cli.datamodule.split("test")[0][:16]
     model = classifier.model
+    # The statistics of all 60,000 training images, computed by the data module, not the rounded constants.
+    statistics = pixel_statistics(torch.cat([cli.datamodule.split("train")[0], cli.datamodule.split("val")[0]]))
+    assert classifier.normalized == statistics
+    assert statistics == pytest.approx((FASHION_MNIST_MEAN, FASHION_MNIST_STD), abs=1e-4)
     with torch.no_grad():
-        expected = model(normalize(resize_batch(images, 28))).softmax(dim=1)
-        exported = ExportedClassifier(model.net, 28, normalized=True).eval()(images.unsqueeze(1))
-    assert classifier.normalized and torch.allclose(classifier.probabilities(images), expected, atol=1e-6)
+        expected = model(normalize(resize_batch(images, 28), *statistics)).softmax(dim=1)
+        exported = ExportedClassifier(model.net, 28, normalized=statistics).eval()(images.unsqueeze(1))
+    assert torch.allclose(classifier.probabilities(images), expected, atol=1e-6)
     assert torch.allclose(exported, expected, atol=1e-5)

@@ -327,3 +327,28 @@ def test_bad_structure_settings_are_one_clear_line(model_class: type, settings: 
     with pytest.raises(ConfigError, match=message) as error:
         model_class(**settings)
     assert "\n" not in str(error.value) and "--model.init_args." in str(error.value)
+
+
+def test_runs_are_labelled_by_what_differs_from_the_books_experiment() -> None:
+    """report's variant column and the HParams tab's: the settings (and the data) that are not the book's."""
+    from cnn_lightning.loggers.tensorboard import user_settings
+    from cnn_lightning.models.variants import variant_label
+    from tests.models.own_lenet import WideLeNet
+
+    assert variant_label(LeNet, dict(LeNet(lr=0.3).hparams)) == "book"  # training settings are not the network
+    assert variant_label(LeNet, {"pooling": "max", "channels": [6, 16]}) == "pooling=max"
+    assert variant_label(LeNet, {}, "mnist") == "dataset=mnist"
+    assert variant_label(ResNet, {"blocks_per_stage": [3, 4, 6, 3], "input_size": 224}) == (
+        "blocks_per_stage=[3, 4, 6, 3], input_size=224"
+    )
+    assert variant_label(WideLeNet, dict(WideLeNet().hparams)) == (
+        "WideLeNet (from LeNet), activation=relu, channels=[12, 32]"
+    )
+    assert variant_label(nn.Module, {}) == "Module: not in the book"
+    settings = {"_class_path": "cnn_lightning.models.LeNet", "pooling": "max", "data.dataset": "kmnist"}
+    assert user_settings(settings) == {
+        "variant": "pooling=max, dataset=kmnist",
+        "pooling": "max",
+        "data.dataset": "kmnist",
+    }
+    assert "variant" not in user_settings({"_class_path": "no.such.Module", "lr": 0.1})

@@ -1,0 +1,115 @@
+"""Variants are themselves: a student's own Classifier subclass trains, predicts, exports and loads like the book's
+models, a checkpoint saved by a plain lightning.Trainer (which does not name its class) works once the class is
+passed, and report and the HParams tab label each run by what differs from the book's experiment."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from cnn_lightning import load_classifier
+from cnn_lightning.commands import report
+from cnn_lightning.commands.fit import make_cli
+from cnn_lightning.data.datamodule import FashionMNISTDataModule
+from cnn_lightning.errors import ConfigError
+from cnn_lightning.models import LeNet
+from tests.models.own_lenet import WideLeNet
+from tests.test_errors import fails
+
+OWN = f"{WideLeNet.__module__}.WideLeNet"
+SHORT = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1",
+         "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu",
+         "--data.batch_size", "32"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def runs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A working folder with two runs: version_0 the book's LeNet, version_1 the student's WideLeNet."""
+    root = tmp_path_factory.mktemp("any_classifier")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        for model in ("cnn_lightning.models.LeNet", OWN):
+            make_cli(["fit", "--config", "lenet.yaml", "--model", model, "--data.data_dir", str(data_dir), *SHORT])
+    return root
+
+
+@pytest.mark.slow
+def test_a_subclass_checkpoint_loads_predicts_and_exports(
+    runs: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(runs)
+    run = runs / "lightning_logs" / "version_1"
+    classifier = load_classifier(run)
+    assert type(classifier.model) is WideLeNet and classifier.model.hparams.channels == [12, 32]
+    stored = torch.load(next((run / "checkpoints").glob("best-*.ckpt")), weights_only=True)["state_dict"]
+    assert all(torch.equal(stored[k], v) for k, v in classifier.model.state_dict().items())
+    common = [
+        "--data.data_dir",
+        str(data_dir),
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    make_cli(["predict", "--ckpt_path", str(run), "--trainer.limit_predict_batches", "1", *common])
+    with next((run / "predict").glob("predictions*.csv")).open() as file:
+        rows = list(csv.DictReader(file))
+    images = FashionMNISTDataModule(data_dir=str(data_dir))
+    images.setup("test")
+    expected = [p.label for p in classifier(images.split("test")[0][:5])]
+    assert [row["prediction"] for row in rows[:5]] == expected
+    make_cli(["export", "--ckpt_path", str(run), "--format", "torchscript", *common])
+    assert len(list((run / "export").glob("model*.pt"))) == 1
+
+
+@pytest.mark.slow
+def test_report_and_hparams_label_runs_by_what_differs(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report.report(str(runs / "lightning_logs"), out=str(runs / "report"))
+    printed = capsys.readouterr().out
+    header = [c.strip() for c in printed.splitlines()[0].strip("|").split("|")]
+    lines = [line for line in printed.splitlines() if line.startswith("| version_")]
+    table = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    rows = {cells[0]: dict(zip(header, cells, strict=True)) for cells in table}
+    assert rows["version_0"]["variant"] == "book" and rows["version_0"]["book test acc"].startswith("0.806")
+    assert rows["version_1"]["variant"] == "WideLeNet (from LeNet), activation=relu, channels=[12, 32]"
+    assert rows["version_1"]["book test acc"] == "—"  # the book's figure is not this network's
+    assert rows["version_1"]["peak memory"].startswith("+") and rows["version_1"]["peak memory"].endswith("MiB")
+    from tensorboard.backend.event_processing import event_file_loader
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    variants = {}
+    for version in ("version_0", "version_1"):
+        for path in (runs / "lightning_logs" / version).glob("events.out.tfevents.*"):
+            for event in event_file_loader.EventFileLoader(str(path)).Load():
+                for value in event.summary.value:
+                    if value.tag == "_hparams_/session_start_info":
+                        data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                        variants[version] = data.session_start_info.hparams["variant"].string_value
+    assert variants == {"version_0": "book", "version_1": rows["version_1"]["variant"]}
+
+
+@pytest.mark.slow
+def test_a_plain_trainer_checkpoint_works_once_its_class_is_passed(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """lightning.Trainer's checkpoint keeps the hyperparameters but not the class: load_classifier and predict say so
+    in one line naming the fix, and take the class when it is passed."""
+    monkeypatch.chdir(tmp_path)
+    trainer = L.Trainer(max_steps=2, limit_val_batches=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False)  # fmt: skip
+    trainer.fit(LeNet(pooling="max"), FashionMNISTDataModule(data_dir=str(data_dir), batch_size=32))
+    trainer.save_checkpoint(tmp_path / "plain.ckpt")
+    assert "_class_path" not in torch.load(tmp_path / "plain.ckpt", weights_only=True)["hyper_parameters"]
+    with pytest.raises(ConfigError, match=r"does not say which model class.*model_class=MyNet.*--model") as error:
+        load_classifier(tmp_path / "plain.ckpt")
+    assert "\n" not in str(error.value)
+    classifier = load_classifier(tmp_path / "plain.ckpt", model_class=LeNet)
+    assert classifier.model.hparams.pooling == "max"
+    common = ["--ckpt_path", "plain.ckpt", "--data.data_dir", str(data_dir), "--trainer.limit_predict_batches", "1"]
+    assert "--model cnn_lightning.models.LeNet" in fails(capsys, "predict", *common)
+    make_cli(["predict", *common, "--model", "cnn_lightning.models.LeNet", "--trainer.enable_progress_bar", "false"])
+    assert len(list((tmp_path / "lightning_logs" / "predict").glob("predictions*.csv"))) == 1
