@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from cnn_lightning.callbacks.run_checkpoint import RunCheckpoint
-from cnn_lightning.commands.fit import default_callbacks, make_cli
+from cnn_lightning.commands.cli_defaults import default_callbacks
+from cnn_lightning.commands.fit import make_cli
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.data.resident_batches import resize_batch
 from cnn_lightning.engine import ChunkedSteps, ChunkGraph

@@ -11,7 +11,7 @@ import torch
 
 from cnn_lightning.__main__ import main
 from cnn_lightning.callbacks.run_checkpoint import RunCheckpoint
-from cnn_lightning.commands.fit import default_callbacks
+from cnn_lightning.commands.cli_defaults import default_callbacks
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.errors import DivergenceError
 from cnn_lightning.models import LeNetBN

@@ -12,26 +12,14 @@ from typing import Any
 import torch
 from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, ModelSummary, ProgressBar
+from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningCLI, instantiate_class
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 
-from cnn_lightning.callbacks import (
-    ConfigPerRun,
-    Dashboards,
-    EffectiveBatchSize,
-    ExamplesPerSecond,
-    GracefulInterrupt,
-    LearningRateLogger,
-    ModelTable,
-    PeakMemory,
-    PredictionCSV,
-    ResumedEpochProgress,
-    RunCheckpoint,
-    SteadyProgressBar,
-)
+from cnn_lightning.callbacks import ConfigPerRun, PredictionCSV, RunCheckpoint
 from cnn_lightning.checkpoint_fit import check_checkpoint_fits
 from cnn_lightning.commands import MODEL_COMMANDS
+from cnn_lightning.commands.cli_defaults import optimizer_hparams, settle_strategy, trainer_defaults
 from cnn_lightning.commands.closing_line import closing_line, final_metrics
 from cnn_lightning.commands.config_files import resolve_config_args
 from cnn_lightning.commands.messages import explain_trainer_error, option_names, unknown_option
@@ -46,12 +34,10 @@ from cnn_lightning.commands.run_folders import (
 )
 from cnn_lightning.commands.trainer import Trainer
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
-from cnn_lightning.engine import ChunkedSteps
-from cnn_lightning.engine.exactness import one_device
 from cnn_lightning.errors import ConfigError, UserFacingError, require_positive
 from cnn_lightning.legacy import upgrade_hyperparameters
 from cnn_lightning.lightning_contract import ConfigFromUnnamedCheckpoints, stop_logging_graph, subcommand_parser
-from cnn_lightning.loggers.tensorboard import TensorBoardLogger, user_settings
+from cnn_lightning.loggers.tensorboard import user_settings
 from cnn_lightning.models import MODELS
 from cnn_lightning.runs import (
     COMMAND_FOLDERS,
@@ -65,7 +51,6 @@ from cnn_lightning.runs import (
     run_folder,
     same_model,
 )
-from cnn_lightning.training.checkpoint_io import AtomicCheckpointIO
 from cnn_lightning.training.classifier import Classifier
 from cnn_lightning.training.optimization import configure_schedule, regroup
 from cnn_lightning.training.precision import default_precision
@@ -102,12 +87,7 @@ class CNNLightningCLI(ConfigFromUnnamedCheckpoints, LightningCLI):
             )
         if trainer.precision is None:  # unset: bf16-mixed where the device computes it natively (training/precision.py)
             trainer.precision = default_precision(trainer.accelerator)
-        if is_engine(trainer.strategy) and isinstance(trainer.strategy, Namespace):  # refused here: jsonargparse
-            steps = (trainer.strategy.get("init_args") or Namespace()).get("steps_per_batch")  # would bury it
-            require_positive(steps, name="Steps per batch", flag="--trainer.strategy.steps_per_batch")
-        if is_engine(trainer.strategy) and not one_device(trainer.accelerator, trainer.devices, trainer.num_nodes):
-            rank_zero_info("Chunked steps off: they train on one device; Lightning's strategy runs several.")
-            trainer.strategy = "auto"
+        settle_strategy(trainer)
         if trainer.sync_batchnorm and (trainer.accelerator == "cpu" or not torch.cuda.is_available()):
             raise ConfigError(
                 "--trainer.sync_batchnorm needs GPUs: PyTorch's SyncBatchNorm runs on CUDA only. "
@@ -232,52 +212,6 @@ class CNNLightningCLI(ConfigFromUnnamedCheckpoints, LightningCLI):
         if trainer.is_global_zero:
             devices = trainer.strategy.root_device.type + (f" x{trainer.world_size}" if trainer.world_size > 1 else "")
             print(closing_line(metrics, devices), flush=True)
-
-
-def optimizer_hparams(trainer: Any) -> dict[str, Any]:
-    """The optimizer that actually ran, for TensorBoard's HParams beside the model's own settings."""
-    if not trainer.optimizers:
-        return {}
-    optimizer = trainer.optimizers[0]
-    settings = {f"optimizer_{key}": optimizer.defaults.get(key) for key in ("lr", "momentum", "weight_decay")}
-    return {"optimizer": type(optimizer).__name__} | {k: v for k, v in settings.items() if v is not None}
-
-
-def is_engine(strategy: Any) -> bool:
-    """Whether ``--trainer.strategy`` (as parsed) names the engine, by class path or by its registered name."""
-    named = strategy.get("class_path") if isinstance(strategy, Namespace) else strategy
-    return named == ChunkedSteps.strategy_name or str(named).rsplit(".", 1)[-1] == ChunkedSteps.__name__
-
-
-def default_callbacks() -> list[Callback]:
-    """Callbacks every CLI run gets, whatever its config (Lightning keeps them beside the config's own)."""
-    return [
-        LearningRateLogger(logging_interval="epoch"),
-        ExamplesPerSecond(),
-        EffectiveBatchSize(),  # micro-batch × accumulation × devices, printed and logged at fit start
-        Dashboards(),
-        GracefulInterrupt(),  # Ctrl+C stops after the batch and saves last.ckpt
-        ResumedEpochProgress(),
-        ModelTable(),  # the network's rows only
-        PeakMemory(),  # train/peak_memory_mib, in the closing line and report
-    ]
-
-
-def trainer_defaults() -> dict[str, Any]:
-    return {
-        "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__name__}"}],
-        # The engine (cnn_lightning/engine): Lightning's single-device strategy with chunks of optimizer steps;
-        # --trainer.strategy auto is Lightning's own loop, ddp (or several devices) Lightning's DDP.
-        "strategy": {"class_path": f"{ChunkedSteps.__module__}.{ChunkedSteps.__name__}"},
-        # tqdm's bar, whatever is installed: Lightning picks Rich's where rich is, whose per-step rendering slows a
-        # small model (docs/measurements.md); redrawn 10 times a second at most. A bar in the config replaces it
-        # (instantiate_trainer).
-        "callbacks": [*default_callbacks(), SteadyProgressBar()],
-        "logger": {
-            "class_path": f"{TensorBoardLogger.__module__}.{TensorBoardLogger.__name__}",
-            "init_args": {"save_dir": ".", "name": "lightning_logs", "default_hp_metric": False, "log_graph": True},
-        },
-    }
 
 
 def make_cli(args: Sequence[str], *, run: bool = True, resolve_configs: bool = True) -> CNNLightningCLI:
