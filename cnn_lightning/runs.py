@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.version import InvalidVersion, Version
 
 from cnn_lightning.errors import ConfigError
 from cnn_lightning.legacy import upgrade_hyperparameters
@@ -52,10 +53,36 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"{path} is not a Lightning checkpoint (no state_dict). Pass a .ckpt written by fit.")
-    from cnn_lightning.checkpoint_fit import check_lightning_version
-
     check_lightning_version(checkpoint, path)
     return checkpoint
+
+
+# Lightning migrates its own older checkpoints in place and fails inside that migration (a KeyError on loop state)
+# for a version it cannot migrate, or with InvalidVersion for none; this project's are written by Lightning 2.x.
+VERSION_KEY = "pytorch-lightning_version"
+OLDEST, BEYOND = Version("2.0"), Version("3.0")  # the Lightning versions whose checkpoints this project reads
+
+
+def check_lightning_version(checkpoint: dict[str, Any], path: str | Path, *, required: bool = False) -> None:
+    """Refuse a checkpoint whose recorded Lightning version is not a version, or outside [2.0, 3.0); one without a
+    version only where the Trainer will load it (``required``)."""
+    claimed = checkpoint.get(VERSION_KEY)
+    if claimed is None and not required:
+        return
+    fix = "Use a checkpoint written by python -m cnn_lightning fit (or start afresh without --ckpt_path)."
+    try:
+        version = Version(str(claimed))
+    except InvalidVersion:
+        reason = "records no Lightning version" if claimed is None else f"records {claimed!r} as its Lightning version"
+        raise ConfigError(f"Checkpoint {path} {reason}: it was not written by Lightning's Trainer. {fix}") from None
+    if not OLDEST <= version < BEYOND:
+        import lightning
+
+        raise ConfigError(
+            f"Checkpoint {path} was written by Lightning {claimed}; this project reads checkpoints of Lightning "
+            f"{OLDEST} to {BEYOND} (exclusive; installed: {lightning.__version__}), whose loop state it can resume. "
+            f"{fix}"
+        )
 
 
 def checkpoint_model(checkpoint: dict[str, Any]) -> str | None:

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from cnn_lightning.__main__ import main
-from cnn_lightning.checkpoint_fit import check_checkpoint_fits, check_lightning_version
+from cnn_lightning.commands.checkpoint_fit import check_checkpoint_fits
 from cnn_lightning.errors import ConfigError
+from cnn_lightning.runs import check_lightning_version
 from tests.test_errors import fails
 
 CHECKPOINT = Path(__file__).parent / "fixtures" / "lenet_run_0.2.0" / "checkpoints" / "last.ckpt"  # a LeNet's

@@ -17,8 +17,8 @@ from lightning.pytorch.cli import LightningCLI, instantiate_class
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 
 from cnn_lightning.callbacks import ConfigPerRun, PredictionCSV, RunCheckpoint
-from cnn_lightning.checkpoint_fit import check_checkpoint_fits
 from cnn_lightning.commands import MODEL_COMMANDS
+from cnn_lightning.commands.checkpoint_fit import check_checkpoint_fits
 from cnn_lightning.commands.cli_defaults import optimizer_hparams, settle_strategy, trainer_defaults
 from cnn_lightning.commands.closing_line import closing_line, final_metrics
 from cnn_lightning.commands.config_files import resolve_config_args

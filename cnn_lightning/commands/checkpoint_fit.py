@@ -1,11 +1,7 @@
 """A checkpoint checked against what will read it, before Lightning touches it (and before a run folder exists):
-
-* the Lightning version that wrote it: Lightning migrates its own older checkpoints in place and fails inside that
-  migration (a ``KeyError`` on loop state) for one claiming a version it cannot migrate, or with ``InvalidVersion``
-  for one claiming none; this project's checkpoints are written by Lightning 2.x.
-* its weights against the model the command builds, on the meta device (no memory, no initialization): Lightning's
-  strict load would refuse a ``size mismatch for net.features.0.weight`` only after the run had begun.
-"""
+the Lightning version that wrote it (runs.check_lightning_version), and its weights against the model the command
+builds, on the meta device (no memory, no initialization): Lightning's strict load would refuse a ``size mismatch for
+net.features.0.weight`` only after the run had begun."""
 
 from __future__ import annotations
 
@@ -13,35 +9,13 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+import torch
 
 from cnn_lightning.errors import ConfigError
+from cnn_lightning.models import MODELS
+from cnn_lightning.runs import check_lightning_version, checkpoint_settings
 
-VERSION_KEY = "pytorch-lightning_version"
-OLDEST, BEYOND = Version("2.0"), Version("3.0")  # the Lightning versions whose checkpoints this project reads
 SHOWN = 3  # mismatched tensors named in the message; the rest are counted
-
-
-def check_lightning_version(checkpoint: dict[str, Any], path: str | Path, *, required: bool = False) -> None:
-    """Refuse a checkpoint whose recorded Lightning version is not a version, or outside [2.0, 3.0); one without a
-    version only where the Trainer will load it (``required``)."""
-    claimed = checkpoint.get(VERSION_KEY)
-    if claimed is None and not required:
-        return
-    fix = "Use a checkpoint written by python -m cnn_lightning fit (or start afresh without --ckpt_path)."
-    try:
-        version = Version(str(claimed))
-    except InvalidVersion:
-        reason = "records no Lightning version" if claimed is None else f"records {claimed!r} as its Lightning version"
-        raise ConfigError(f"Checkpoint {path} {reason}: it was not written by Lightning's Trainer. {fix}") from None
-    if not OLDEST <= version < BEYOND:
-        import lightning
-
-        raise ConfigError(
-            f"Checkpoint {path} was written by Lightning {claimed}; this project reads checkpoints of Lightning "
-            f"{OLDEST} to {BEYOND} (exclusive; installed: {lightning.__version__}), whose loop state it can resume. "
-            f"{fix}"
-        )
 
 
 def check_checkpoint_fits(path: str | Path, checkpoint: dict[str, Any], model: Any) -> None:
@@ -55,10 +29,6 @@ def check_checkpoint_fits(path: str | Path, checkpoint: dict[str, Any], model: A
         return  # a class this process cannot import is refused by the CLI itself
     asked = getattr(model, "init_args", None)
     asked = asked.as_dict() if hasattr(asked, "as_dict") else dict(asked or {})
-    import torch
-
-    from cnn_lightning.runs import checkpoint_settings  # here: runs reads checkpoints through this module
-
     held = checkpoint_settings(checkpoint)  # as the model takes them (the project upgrades older checkpoints' own)
     try:
         with torch.device("meta"):
@@ -91,8 +61,6 @@ def _importable(class_path: str | None) -> type | None:
     """The class ``class_path`` names (a bare model name is one of the book's), or None where it does not import."""
     if not class_path:
         return None
-    from cnn_lightning.models import MODELS
-
     if class_path.rsplit(".", 1)[-1] in MODELS:
         return MODELS[class_path.rsplit(".", 1)[-1]]
     module, _, name = class_path.rpartition(".")
