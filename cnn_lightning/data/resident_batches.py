@@ -27,6 +27,11 @@ def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.to(torch.float32).div_(255)
 
 
+# Batches gathered by one index operation and handed out as views: a gather costs tens of microseconds whatever its
+# size, a small step's share (LeNet at batch 32); 32 batches of 256 28 x 28 uint8 images are 6.4 MB.
+GATHERED_BATCHES = 32
+
+
 class TensorBatchLoader:
     """Batches ``(uint8 images, labels)`` by slicing resident tensors; no per-sample Python.
 
@@ -34,7 +39,8 @@ class TensorBatchLoader:
     ``set_epoch`` (Lightning calls it on ``loader.sampler``), and a disjoint shard per rank. ``state_dict``
     records the epoch and the batches produced so a mid-epoch resume continues the same order. Under a
     Trainer, ``position_fn`` says how many batches of the epoch the loop has completed: Lightning may fetch a
-    batch ahead, so the iterator's own count would skip a batch on resume.
+    batch ahead, so the iterator's own count would skip a batch on resume. Batches are gathered
+    :data:`GATHERED_BATCHES` at a time and handed out one by one, as views.
     """
 
     def __init__(
@@ -68,11 +74,15 @@ class TensorBatchLoader:
         order = torch.tensor(list(self.sampler), device=self.images.device)
         start = self.position_fn() if self.position_fn is not None else self._resume_at
         self._resume_at = 0
-        for batch in range(start, len(self)):
-            self._produced = batch + 1
-            index = order[batch * self.batch_size : self._produced * self.batch_size]
-            images, labels = self.images[index], self.labels[index]
-            yield (images, labels, index) if self.with_index else (images, labels)
+        size = self.batch_size
+        for first in range(start, len(self), GATHERED_BATCHES):
+            last = min(first + GATHERED_BATCHES, len(self))
+            gathered = order[first * size : last * size]
+            images, labels = self.images[gathered], self.labels[gathered]
+            for batch in range(first, last):
+                self._produced = batch + 1
+                span = slice((batch - first) * size, (batch + 1 - first) * size)  # views of the gathered block
+                yield (images[span], labels[span], gathered[span]) if self.with_index else (images[span], labels[span])
         self._produced = 0
 
     def state_dict(self) -> dict[str, Any]:

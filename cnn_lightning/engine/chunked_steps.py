@@ -29,6 +29,7 @@ from itertools import chain, islice
 from typing import Any
 
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.strategies import SingleDeviceStrategy, StrategyRegistry
 from lightning.pytorch.trainer.states import TrainerFn
@@ -37,7 +38,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from cnn_lightning.engine.chunk_graph import ChunkGraph, schedulers_stepped_every, why_not_graphed
-from cnn_lightning.engine.exactness import chunk_length
+from cnn_lightning.engine.exactness import chunk_length, direct_transfer
 from cnn_lightning.errors import require_positive
 from cnn_lightning.lightning_contract import completed_train_batches, count_extra_batches, count_optimizer_step
 
@@ -122,6 +123,7 @@ class ChunkedSteps(SingleDeviceStrategy):
         self.chunk_steps = 1  # what the current fit runs (decided in setup)
         self.graph: ChunkGraph | None = None
         self._said: set[str] = set()
+        self._own_transfer: Any = None  # how a chunk's batch is moved and prepared (exactness.direct_transfer)
         self._parallel_devices: list[torch.device] | None = None
 
     @property
@@ -144,6 +146,7 @@ class ChunkedSteps(SingleDeviceStrategy):
         if trainer.state.fn != TrainerFn.FITTING:
             return
         self.chunk_steps, reason = chunk_length(trainer, self.steps_per_batch)
+        self._own_transfer = direct_transfer(trainer)
         if reason:
             self._say(f"Chunked steps off (one optimizer step per Lightning batch): {reason}.")
         elif self.chunk_steps > 1:
@@ -210,8 +213,14 @@ class ChunkedSteps(SingleDeviceStrategy):
         return self.train_chunk(chunk, batch_idx)
 
     def prepare(self, chunk: Chunk, raw: Any) -> Any:
-        """A chunk's next batch through the transfer hooks, as Lightning's loop passes each batch."""
-        batch = super().batch_to_device(raw)
+        """A chunk's next batch through the transfer hooks, as Lightning's loop passes each batch: through
+        Lightning's dispatch where the model or the data module moves batches its own way, else straight to what
+        that dispatch would call (a move to the device, the data module's ``on_after_batch_transfer``)."""
+        if self._own_transfer is None:
+            batch = super().batch_to_device(raw)
+        else:
+            batch = move_data_to_device(raw, self.root_device)
+            batch = batch if self._own_transfer is False else self._own_transfer(batch, 0)
         chunk.first = batch if chunk.first is None else chunk.first
         chunk.examples += extract_batch_size(batch)
         return batch
