@@ -31,9 +31,9 @@ def main() -> None:
     images, labels = images[: args.count], labels[: args.count]
     classify = load_classifier(args.ckpt)
     names = classify.categories
-    originals = [names.index(p.label) for p in classify(images)]
+    originals = [names.index(p.prediction) for p in classify(images)]
     with tempfile.TemporaryDirectory() as folder:
-        photos = [names.index(p.label) for p in classify(write_catalogue_photos(Path(folder), images))]
+        photos = [names.index(p.prediction) for p in classify(write_catalogue_photos(Path(folder), images))]
 
     def accuracy(predicted: list[int], every: int = 1, start: int = 0) -> float:
         pairs = list(zip(predicted, labels.tolist(), strict=True))[start::every]
