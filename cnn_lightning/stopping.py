@@ -28,7 +28,9 @@ _graceful = {"on": False, "announced": False}
 @contextlib.contextmanager
 def stop_signals_handled() -> Iterator[None]:
     """Within: Ctrl+C and SIGTERM handled as above, with nothing recorded yet; after: the handlers from before (a
-    caller that runs the entry point in its own process, as the tests do, keeps its own)."""
+    caller that runs the entry point in its own process, as the tests do, keeps its own), unless a stop signal came.
+    Then the process is ending with that signal's code, and a further Ctrl+C while it exits is ignored: there is nothing
+    left to abort, and the interpreter's shutdown resets Python handlers to the default (death by SIGINT, exit -2)."""
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     _received.clear()
     _graceful.update(on=False, announced=False)
@@ -36,9 +38,12 @@ def stop_signals_handled() -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            if handler is not None and threading.current_thread() is threading.main_thread():
-                signal.signal(signum, handler)
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in previous.items():
+                if _received:
+                    signal.signal(signum, signal.SIG_IGN)
+                elif handler is not None:
+                    signal.signal(signum, handler)
 
 
 def install_stop_handlers() -> None:

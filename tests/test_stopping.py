@@ -23,13 +23,21 @@ RUN = Path(__file__).parent / "fixtures" / "lenet_run_0.2.0"
 
 def test_a_signal_is_recorded_and_the_handlers_from_before_come_back() -> None:
     before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    with stop_signals_handled(), pytest.raises(KeyboardInterrupt):  # SIGTERM too: finally blocks run
+    try:
+        with stop_signals_handled(), pytest.raises(KeyboardInterrupt):  # SIGTERM too: finally blocks run
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler runs at once
+        assert stop_exit_code() == 143
+        os.kill(os.getpid(), signal.SIGINT)  # while the process exits by the first: no KeyboardInterrupt, no death
         os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(5)  # the handler runs at once
-    assert stop_exit_code() == 143
-    with stop_signals_handled():
-        assert stop_exit_code() is None  # each command starts with none recorded
-    main(["--help"])
+        time.sleep(0.1)
+        with stop_signals_handled():
+            assert stop_exit_code() is None  # each command starts with none recorded
+        assert {signum: signal.getsignal(signum) for signum in before} != before  # still the exiting process's
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    main(["--help"])  # a command no signal stopped gives back the handlers from before
     assert {signum: signal.getsignal(signum) for signum in before} == before
 
 

@@ -53,15 +53,32 @@ def _decompress_new(source: Path, target: Path) -> None:
         full_disk = on_full_disk(f"Fashion-MNIST's {target.name}", target.parent, intact=intact, remove=[temporary])
         with full_disk, os.fdopen(handle, "wb") as tmp, gzip.open(source, "rb") as fin:
             shutil.copyfileobj(fin, tmp, 1 << 20)
-        expected = 4 + 4 * len(shape) + math.prod(shape)  # the IDX header (magic, one int per dimension), the data
-        if (got := temporary.stat().st_size) != expected:
-            raise DataCorruptError(_damaged(source, f"it holds {got:,} bytes, {target.name} has {expected:,}"))
+        if problem := _idx_problem(temporary, shape):
+            raise DataCorruptError(_damaged(source, problem))
         os.chmod(temporary, 0o666 & ~_umask())
         _link_new(temporary, target)
     except (EOFError, gzip.BadGzipFile, zlib.error) as damaged:
         raise DataCorruptError(_damaged(source, str(damaged).rstrip(".") or type(damaged).__name__)) from None
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _idx_problem(path: Path, shape: tuple[int, ...]) -> str | None:
+    """What is wrong with ``path`` as an IDX file of ``shape``'s rank and item shape, or None: its header (the magic
+    number, one big-endian int per dimension) must name them, and its size must be the one the header implies. The
+    number of examples is the file's own (smaller sets in the same format are valid; the split is checked on load)."""
+    header = 4 + 4 * len(shape)
+    with path.open("rb") as file:
+        head = file.read(header)
+    if len(head) < header or head[:3] != b"\x00\x00\x08" or head[3] != len(shape):
+        return f"its header is not that of a {len(shape)}-dimensional IDX file of bytes"
+    dims = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(len(shape)))
+    if dims[1:] != shape[1:]:
+        return f"its items are {'×'.join(map(str, dims[1:]))}, not {'×'.join(map(str, shape[1:]))}"
+    expected = header + math.prod(dims)
+    if (got := path.stat().st_size) != expected:
+        return f"it holds {got:,} bytes, its header says {expected:,}"
+    return None
 
 
 def _damaged(source: Path, reason: str) -> str:

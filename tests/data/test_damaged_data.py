@@ -4,6 +4,7 @@ copy, Ctrl+C or SIGTERM during decompression (a real signal to a real process) r
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import signal
@@ -32,6 +33,7 @@ def offline_copy(folder: Path) -> Path:
     [
         (lambda data: data[: len(data) // 2], "Compressed file ended before the end-of-stream marker was reached"),
         (lambda data: b"not gzip at all", "Not a gzipped file"),
+        (lambda data: gzip.compress(gzip.decompress(data)[:-100]), "it holds 9,908 bytes, its header says 10,008"),
     ],
 )
 def test_a_damaged_gz_is_named_with_the_way_to_a_good_copy(tmp_path: Path, damage, reason: str) -> None:
