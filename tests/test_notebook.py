@@ -25,7 +25,10 @@ def _text(output: dict) -> str:
 
 
 @pytest.mark.slow  # a kernel, torch, and an epoch of LeNet: about 40 s on 2 cores
-def test_the_notebook_runs_in_a_jupyter_kernel_and_reads_as_a_notebook(data_dir: Path, tmp_path: Path) -> None:
+def test_the_notebook_runs_in_a_jupyter_kernel_and_reads_as_a_notebook(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this checkout, whichever one is installed
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     parameters = next(cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", []))
     parameters.source = f"EPOCHS = 1\nDATA_DIR = {str(data_dir)!r}"

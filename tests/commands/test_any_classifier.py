@@ -90,7 +90,7 @@ def test_report_and_hparams_label_runs_by_what_differs(runs: Path, capsys: pytes
                 for value in event.summary.value:
                     if value.tag == "_hparams_/session_start_info":
                         data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
-                        variants[version] = data.session_start_info.hparams["variant"].string_value
+                        variants[version] = data.session_start_info.hparams["Variant"].string_value
     assert variants == {"version_0": "book", "version_1": rows["version_1"]["variant"]}
 
 
