@@ -41,7 +41,8 @@ def main() -> None:
 
     def line(name: str, variants: tuple[str, ...]) -> str:
         theirs, mine = accuracy(originals, variants), accuracy(photos, variants)
-        return f"{name}: as Fashion-MNIST has them {theirs:.3f}, as photos {mine:.3f} ({100 * (mine - theirs):+.1f} pts)"
+        gap = f"{100 * (mine - theirs):+.1f} pts"
+        return f"{name}: as Fashion-MNIST has them {theirs:.3f}, as photos {mine:.3f} ({gap})"
 
     print(line(f"{args.count} test images", VARIANTS))
     white = tuple(v for v in VARIANTS if v not in TINTED_VARIANTS)
