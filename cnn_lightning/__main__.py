@@ -33,14 +33,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run_command_line(argv: Sequence[str] | None = None) -> None:
     """The command ``argv`` names, its refusals as one line and their exit codes."""
-    from cnn_lightning.commands import MODEL_COMMANDS, usage
+    from cnn_lightning.commands import MODEL_COMMANDS, RUN_COMMANDS, unknown_command, usage
     from cnn_lightning.errors import UserFacingError
 
     args = list(sys.argv[1:] if argv is None else argv)
-    # Answered before torch and Lightning load: the list of commands and a config name that does not exist.
+    # Answered before torch and Lightning load: the list of commands, a word that is none, a config that does not exist.
     if not args or args[0] in ("-h", "--help"):
         print(usage())
         return
+    if args[0] not in MODEL_COMMANDS and args[0] not in RUN_COMMANDS:
+        refuse(unknown_command(args[0]))
     try:
         if args[0] in MODEL_COMMANDS:
             from cnn_lightning.commands.config_files import resolve_config_args

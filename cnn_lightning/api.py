@@ -3,11 +3,12 @@
 from cnn_lightning import load_classifier
 classify = load_classifier("lightning_logs/version_0")        # its best checkpoint
 for p in classify(["shoe.jpg", "photos/"]):                    # files, folders, globs, or a uint8 tensor
-    print(p.source, p.label, f"{p.probability:.2f}")
+    print(p.source, p.prediction, f"{p.probability:.2f}")
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +25,24 @@ from cnn_lightning.training.trained_model import load_trained
 
 @dataclass(frozen=True)
 class Prediction:
-    """One image's result: where it came from, the predicted class name, its probability, and every class's."""
+    """One image's result: where it came from, the predicted class name (``prediction``, as the column of
+    ``predict``'s CSV, whose ``label`` is the true class), its probability, and every class's."""
 
     source: str
-    label: str
+    prediction: str
     probability: float
     probabilities: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        """The predicted class under its 0.2.0 name, kept until 0.4.0: ``prediction`` (a label is the true class)."""
+        warnings.warn(
+            "Prediction.label is the predicted class, now named Prediction.prediction (as in predict's CSV, whose "
+            "label column is the true class); .label goes in 0.4.0.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.prediction
 
 
 class ImageClassifier:

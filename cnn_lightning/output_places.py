@@ -114,3 +114,17 @@ def _message(what: str, target: Path, place: Path, problem: str, fix: str) -> st
 
 def _lower(text: str) -> str:
     return text[:1].lower() + text[1:]
+
+
+def new_file(folder: Path, *, stem: str, suffix: str = ".csv") -> Path:
+    """A file in ``folder`` that does not exist yet (``stem.csv``, ``stem-1.csv``, ...), created empty at once so
+    that two writers never take the same name; nothing is ever overwritten."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in range(10_000):
+        path = folder / f"{stem}{f'-{number}' if number else ''}{suffix}"
+        try:
+            path.open("x").close()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder} holds 10,000 {stem}*{suffix} files already")

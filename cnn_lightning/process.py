@@ -100,12 +100,27 @@ KNOWN_NOISE = (
     ("Precision bf16-mixed is not supported by the model summary", Warning, "lightning"),
     # Lightning 2.6 on torch >= 2.10: its own pytree helper, fixed upstream.
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", Warning, "lightning"),
+    # predict, test or validate on a checkpoint another Trainer wrote (a plain Trainer's): its checkpoint callbacks'
+    # state matters only to resume training, which the project's own callbacks do.
+    ("Be aware that when using `ckpt_path`, callbacks used to create the checkpoint", Warning, "lightning"),
+    # A short run (--trainer.limit_train_batches 20): the project logs its curves once per epoch, whatever the interval.
+    ("The number of training batches .* is smaller than the logging interval", Warning, "lightning"),
 )
 
 
-# Lightning's notes that the project says better: the closing line says how a fit ended (Lightning's own note would
-# land on the bar's line); GracefulInterrupt and cnn_lightning.stopping say that and how a signal stops a command.
-DROPPED_NOTES = ("litlogger", "`Trainer.fit` stopped:", "Received SIGTERM:", "Detected KeyboardInterrupt")
+# Lightning's notes that the project says better or that leave the user nothing to do: the closing line says how a fit
+# ended (Lightning's own note would land on the bar's line); GracefulInterrupt and cnn_lightning.stopping say that and
+# how a signal stops a command; its tips advertise cloud services (litlogger, litmodels); the model table (ModelTable)
+# replaces Lightning's, which it notes on every fit; a machine without a TPU is told so on every fit.
+DROPPED_NOTES = (
+    "💡 Tip:",
+    "litlogger",
+    "`Trainer.fit` stopped:",
+    "Received SIGTERM:",
+    "Detected KeyboardInterrupt",
+    "Skipping setting a default `ModelSummary` callback",
+    "TPU available: False",  # on every machine without one
+)
 # Loggers a record is filtered at: a logger's filter sees only the records logged to it, not its children's.
 NOTE_LOGGERS = (
     "lightning.pytorch.utilities.rank_zero",
@@ -115,8 +130,9 @@ NOTE_LOGGERS = (
 
 
 class _DropLightningNotes(logging.Filter):
-    """Lightning advertises an optional cloud logger at the start and the end of every fit, says why a fit stopped
-    on the progress bar's line, and notes every signal it handles (``[rank: 0] Received SIGTERM: 15``)."""
+    """Lightning advertises optional cloud services at the start and the end of every fit, says why a fit stopped
+    on the progress bar's line, notes every signal it handles (``[rank: 0] Received SIGTERM: 15``) and that a model
+    table it did not add is there."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

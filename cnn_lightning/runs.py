@@ -24,6 +24,7 @@ from cnn_lightning.legacy import upgrade_hyperparameters
 CONFIG_NAME = "config.yaml"
 LAST_NAME = "last.ckpt"
 BEST_PATTERN = "best-*.ckpt"  # RunCheckpoint's filename: best-epoch={epoch}-step={step}-val_acc={val/acc:.4f}
+CLASS_KEY = "model_class_path"  # the model's class, in a Classifier's checkpoints (a plain Trainer's too; not older)
 # Commands that act on a run's checkpoint log into a subfolder of that run named after them.
 COMMAND_FOLDERS = ("validate", "test", "predict", "export")
 
@@ -86,8 +87,8 @@ def check_lightning_version(checkpoint: dict[str, Any], path: str | Path, *, req
 
 
 def checkpoint_model(checkpoint: dict[str, Any]) -> str | None:
-    """The class path of the model a checkpoint holds, as LightningCLI records it."""
-    return checkpoint.get("hyper_parameters", {}).get("_class_path")
+    """The class path of the model a checkpoint holds, as LightningCLI records it, else as the model does."""
+    return checkpoint.get("hyper_parameters", {}).get("_class_path") or checkpoint.get(CLASS_KEY)
 
 
 def checkpoint_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -161,8 +162,10 @@ def last_checkpoint(run: Path) -> Path | None:
 
 
 def best_checkpoint(run: Path) -> Path | None:
-    """The run's best checkpoint by validation accuracy (the highest ``val_acc`` in the names, if several)."""
-    candidates = list((run / "checkpoints").glob(BEST_PATTERN))
+    """The run's best checkpoint by validation accuracy (the highest ``val_acc`` in the names, if several); in a run a
+    plain ``lightning.Trainer`` saved (``epoch=0-step=215.ckpt``: no accuracy in the name), its newest."""
+    folder = run / "checkpoints"
+    candidates = list(folder.glob(BEST_PATTERN)) or [path for path in folder.glob("*.ckpt") if path.name != LAST_NAME]
 
     def accuracy(path: Path) -> float:
         found = re.search(r"val_acc=([0-9.]+?)(?:-v\d+)?\.ckpt$", path.name)
@@ -282,17 +285,3 @@ def checkpoint_overrides(model_class: type, asked: dict[str, Any], checkpoint: d
             "checkpoint's apply) or use a checkpoint trained with them."
         )
     return differing
-
-
-def new_file(folder: Path, *, stem: str, suffix: str = ".csv") -> Path:
-    """A file in ``folder`` that does not exist yet (``stem.csv``, ``stem-1.csv``, ...), created empty at once so
-    that two writers never take the same name; nothing is ever overwritten."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for number in range(10_000):
-        path = folder / f"{stem}{f'-{number}' if number else ''}{suffix}"
-        try:
-            path.open("x").close()
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{folder} holds 10,000 {stem}*{suffix} files already")

@@ -34,8 +34,8 @@ def test_every_config_trains_on_cuda(
     monkeypatch.chdir(tmp_path)
     make_cli(["fit", "--config", f"{config}.yaml", "--trainer.max_steps", "3", "--trainer.limit_val_batches", "2",
               "--trainer.limit_test_batches", "2", "--data.data_dir", str(data_dir)])  # fmt: skip
-    closing = capsys.readouterr().out.strip().splitlines()[-1]
-    assert closing.startswith("loss ") and "examples/sec on cuda" in closing
+    accuracy, closing = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert accuracy.startswith("loss ") and "examples/sec on cuda" in closing
     # CUDA's allocated peak: at least the training split resident on the device (55,000 uint8 images).
     peak = float(closing.rsplit("peak memory ", 1)[1].split()[0]) * (1024 if closing.endswith("GiB") else 1)
     assert peak >= 55_000 * 784 / 2**20

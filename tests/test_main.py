@@ -11,8 +11,22 @@ import pytest
 from cnn_lightning.commands import DESCRIPTIONS, MODEL_COMMANDS, RUN_COMMANDS, Trainer, first_sentence, run_function
 
 
-@pytest.mark.parametrize(("args", "code"), [(["--help"], 0), ([], 0), (["fit", "--config", "lenett.yaml"], 2)])
-def test_answered_before_torch_loads(args: list[str], code: int) -> None:
+@pytest.mark.parametrize(
+    ("args", "code", "error"),
+    [
+        (["--help"], 0, ""),
+        ([], 0, ""),
+        (["fit", "--config", "lenett.yaml"], 2, "error: Config 'lenett.yaml' not found"),
+        (
+            ["train", "--config", "lenet.yaml"],
+            2,
+            "error: 'train' is not a command. Did you mean fit? The commands: fit,",
+        ),
+        (["tun"], 2, "error: 'tun' is not a command. Did you mean tune?"),
+        (["--config", "lenet.yaml"], 2, "error: --config comes after a command (python -m cnn_lightning fit --config"),
+    ],
+)
+def test_answered_before_torch_loads(args: list[str], code: int, error: str) -> None:
     program = (
         "import sys\nfrom cnn_lightning.__main__ import main\n"
         f"try:\n    main({args!r})\nexcept SystemExit as stop:\n    print('exit', stop.code)\n"
@@ -21,8 +35,9 @@ def test_answered_before_torch_loads(args: list[str], code: int) -> None:
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines()[-2:] == [f"exit {code}", "torch loaded: False"], done.stderr[-2000:]
-    if code:
-        assert done.stderr.startswith("error: Config 'lenett.yaml' not found") and "lenet.yaml" in done.stderr
+    assert done.stderr.startswith(error), done.stderr
+    if args[:1] != ["fit"] and code:  # every command named, with the way to what each does
+        assert all(f" {command}" in done.stderr for command in DESCRIPTIONS) and "--help" in done.stderr
 
 
 def test_the_command_list_says_what_each_docstring_says() -> None:

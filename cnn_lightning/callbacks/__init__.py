@@ -10,7 +10,7 @@ from cnn_lightning.callbacks.micro_batch import AutoMicroBatch
 from cnn_lightning.callbacks.model_table import ModelTable
 from cnn_lightning.callbacks.peak_memory import PeakMemory
 from cnn_lightning.callbacks.prediction_writer import PredictionCSV
-from cnn_lightning.callbacks.progress import ResumedEpochProgress, SteadyProgressBar
+from cnn_lightning.callbacks.progress import NotebookProgressBar, ResumedEpochProgress, SteadyProgressBar
 from cnn_lightning.callbacks.report_to_study import ReportToStudy
 from cnn_lightning.callbacks.run_checkpoint import RunCheckpoint
 from cnn_lightning.callbacks.throughput import ExamplesPerSecond
@@ -28,6 +28,7 @@ __all__ = [
     "GracefulInterrupt",
     "LearningRateLogger",
     "ModelTable",
+    "NotebookProgressBar",
     "PeakMemory",
     "PredictionCSV",
     "ReportToStudy",

@@ -22,13 +22,15 @@ from cnn_lightning.activations import (
     model_inputs,
     pictures_from,
 )
+from cnn_lightning.callbacks.dashboards import picture_tag
 from cnn_lightning.data.datasets import DATASETS, class_indices
 from cnn_lightning.data.own_images import Invert
 
 
 class ActivationImages(Callback):
-    """Logs ``activations/<layer>`` (training images of ``classes``), ``activations_own/<layer>`` (the pictures of
-    ``images``, where given) and ``activations/filters-<first convolution>`` to TensorBoard when training ends.
+    """Logs ``views/activations/<layer>`` (training images of ``classes``), ``views/activations_own/<layer>`` (the
+    pictures of ``images``, where given) and ``views/activations/filters-<first convolution>`` to TensorBoard when
+    training ends (``views``: after the curves in Time Series, see :mod:`~cnn_lightning.callbacks.dashboards`).
 
     Each grid has one row per image, the image as the network saw it first, then one cell per channel (the first
     ``max_channels``), each channel scaled over the images shown. Names are checked when the fit starts, so a wrong
@@ -81,9 +83,9 @@ class ActivationImages(Callback):
             sets["activations_own"] = pictures_from(self.images, self.invert)[0]
         for group, pictures in sets.items():
             for name, grid in self.grids(trainer, pl_module, pictures, found).items():
-                writer.add_image(f"{group}/{name}", grid, trainer.global_step)
+                writer.add_image(picture_tag(f"{group}/{name}"), grid, trainer.global_step)
         if (conv := first_convolution(net)) is not None:
-            writer.add_image(f"activations/filters-{conv[0]}", filter_grid(conv[1]), trainer.global_step)
+            writer.add_image(picture_tag(f"activations/filters-{conv[0]}"), filter_grid(conv[1]), trainer.global_step)
 
     def grids(
         self, trainer: L.Trainer, pl_module: L.LightningModule, pictures: torch.Tensor, found: list[tuple[str, Any]]

@@ -1,13 +1,16 @@
 """TensorBoard dashboards: the pictures the book draws by hand, logged while a run trains.
 
-Tags written (TensorBoard's Images, Scalars and Text tabs):
+Tags written (TensorBoard's Time Series, Images, Scalars and Text tabs). The pictures are tagged ``views/…``: Time
+Series sorts its groups by name and opens the first two, which are then ``train`` and ``val``, the curves a student
+looks for (``inputs``, ``test`` and ``activations`` sorted before them and opened pictures instead).
 
-- ``inputs/train_batch``: the first training batch of the fit, after the on-device resize, as a grid; with
-  augmentation on (``--data.random_crop_padding`` etc.) the tag is ``inputs/train_batch_augmented`` and the
+- ``views/inputs_train_batch``: the first training batch of the fit, after the on-device resize, as a grid; with
+  augmentation on (``--data.random_crop_padding`` etc.) the tag is ``views/inputs_train_batch_augmented`` and the
   grid shows the augmented images (normalized ones mapped back to [0, 1] for display).
-- ``val/confusion_matrix`` and ``test/confusion_matrix``: row-normalized, counts written in each cell.
+- ``views/val_confusion_matrix`` and ``views/test_confusion_matrix``: row-normalized, the rate in percent in each cell,
+  drawn at the height Time Series shows image cards at, so that its text is not shrunk.
 - ``val_class_acc/<class>`` and ``test_class_acc/<class>``: per-class accuracy (recall), one scalar per class.
-- ``test/misclassified``: up to ``max_misclassified`` wrong test predictions, true label green, predicted red.
+- ``views/test_misclassified``: up to ``max_misclassified`` wrong test predictions, true label green, predicted red.
 - ``run/setup``: model, parameter count, device, world size, strategy, precision and batch sizes, as resolved by
   the Trainer; ``python -m cnn_lightning report`` reads it back.
 
@@ -35,6 +38,12 @@ from cnn_lightning.data.datamodule import INPUT_GRID_IMAGES
 from cnn_lightning.engine import Chunk
 
 SETUP_TAG = "run/setup"
+PICTURES = "views"  # the pictures' group: after train, val and the other scalars' groups in Time Series
+
+
+def picture_tag(name: str) -> str:
+    """The tag of a picture named ``name``, in the group Time Series lists after the curves."""
+    return f"{PICTURES}/{name}"
 
 
 def figure_to_array(figure: Figure) -> np.ndarray:
@@ -45,22 +54,25 @@ def figure_to_array(figure: Figure) -> np.ndarray:
 
 
 def confusion_figure(matrix: torch.Tensor, class_names: Sequence[str], title: str) -> Figure:
-    """Confusion matrix ``[true, predicted]``: colour is the row-normalized rate, text the count."""
+    """Confusion matrix ``[true, predicted]``: colour and number the row-normalized rate in percent (of the true class's
+    images, blank for none). Drawn at the height Time Series shows an image card at (about 210 px), so that nothing is
+    shrunk: class names down the side, their numbers along the bottom."""
     counts = matrix.cpu().long()
     rates = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
-    figure = Figure(figsize=(6.4, 5.6), dpi=100)
+    figure = Figure(figsize=(3.6, 2.1), dpi=100)
     # Fixed margins: a constrained layout would take a third of the drawing time, which is paid every epoch.
-    figure.subplots_adjust(left=0.2, bottom=0.22, right=0.98, top=0.94)
+    figure.subplots_adjust(left=0.3, bottom=0.1, right=0.99, top=0.9)
     ax = figure.add_subplot()
-    ax.imshow(rates.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.imshow(rates.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
     ticks = range(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(ticks, class_names, fontsize=8)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
-    for (row, col), count in np.ndenumerate(counts.numpy()):
-        if count:
-            color = "white" if rates[row, col] > 0.5 else "black"
-            ax.text(col, row, str(count), ha="center", va="center", fontsize=7, color=color)
+    ax.set_xticks(ticks, [str(i) for i in ticks], fontsize=6)
+    ax.set_yticks(ticks, [f"{name} {i}" for i, name in enumerate(class_names)], fontsize=6)
+    ax.tick_params(length=0, pad=1)
+    ax.set_title(f"{title}; % of each true class", fontsize=6, pad=2)
+    for (row, col), rate in np.ndenumerate(rates.numpy()):
+        if counts[row, col]:
+            color = "white" if rate > 0.5 else "black"
+            ax.text(col, row, f"{100 * rate:.0f}", ha="center", va="center", fontsize=5.5, color=color)
     return figure
 
 
@@ -98,8 +110,8 @@ class Dashboards(Callback):
     (cnn_lightning.engine) shows its first batch, as the model saw it.
 
     Args:
-        num_images: training images in the ``inputs/train_batch`` grid.
-        max_misclassified: misclassified test images in the ``test/misclassified`` grid.
+        num_images: training images in the ``views/inputs_train_batch`` grid.
+        max_misclassified: misclassified test images in the ``views/test_misclassified`` grid.
     """
 
     handles_chunks = True  # its per-batch hook logs the fit's first training images, from a batch or a chunk
@@ -183,9 +195,9 @@ class Dashboards(Callback):
         pl_module.log_dict(scalars, sync_dist=True)  # identical on every rank already; sync only silences warnings
         if (writer := self._tensorboard(trainer)) is not None:
             accuracy = float(matrix.diag().sum() / matrix.sum().clamp(min=1))
-            title = f"{stage} confusion matrix, epoch {trainer.current_epoch}, accuracy {accuracy:.3f}"
+            title = f"{stage}, epoch {trainer.current_epoch}, accuracy {accuracy:.3f}"
             image = figure_to_array(confusion_figure(matrix, self.class_names, title))
-            writer.add_image(f"{stage}/confusion_matrix", image, trainer.global_step, dataformats="HWC")
+            writer.add_image(picture_tag(f"{stage}_confusion_matrix"), image, trainer.global_step, dataformats="HWC")
 
     # --- fit -------------------------------------------------------------------------------------------------
 
@@ -212,7 +224,7 @@ class Dashboards(Callback):
                 images = augmentation.denormalize(images)
             grid = make_grid(images, nrow=8, padding=2, pad_value=1.0)
             augmented = augmentation is not None and augmentation.is_random
-            writer.add_image("inputs/train_batch" + "_augmented" * augmented, grid, trainer.global_step)
+            writer.add_image(picture_tag("inputs_train_batch" + "_augmented" * augmented), grid, trainer.global_step)
 
     # --- validation ------------------------------------------------------------------------------------------
 
@@ -254,7 +266,9 @@ class Dashboards(Callback):
         if self._wrong and (writer := self._tensorboard(trainer)) is not None:
             images, true, predicted = (torch.cat(parts) for parts in zip(*self._wrong, strict=True))
             figure = misclassified_figure(images, true, predicted, self.class_names)
-            writer.add_image("test/misclassified", figure_to_array(figure), trainer.global_step, dataformats="HWC")
+            writer.add_image(
+                picture_tag("test_misclassified"), figure_to_array(figure), trainer.global_step, dataformats="HWC"
+            )
         self._wrong = []
 
 

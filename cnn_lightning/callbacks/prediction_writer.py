@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,8 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from cnn_lightning.errors import on_full_disk
-from cnn_lightning.output_places import check_folder, check_new_file
-from cnn_lightning.runs import new_file, run_folder
+from cnn_lightning.output_places import check_folder, check_new_file, new_file
+from cnn_lightning.runs import run_folder
 
 FILE_STEM = "predictions"
 
@@ -59,8 +60,13 @@ class PredictionCSV(BasePredictionWriter):
             self._written = len(rows["index"].unique())
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero and self._written:  # after the bar has gone: one line of its own
-            print(f"Predictions: {self.path} ({self._written} images)", flush=True)
+        if trainer.is_global_zero and self._written:
+            line, bar = f"Predictions: {self.path} ({self._written} images)", trainer.progress_bar_callback
+            if bar is not None:  # still drawn (the bar's own on_predict_end comes later): the line goes above it
+                bar.print(line)
+            else:
+                print(line)
+            sys.stdout.flush()
             self._written = 0
 
     def _target(self, trainer: L.Trainer) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import textwrap
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ MODEL_COMMANDS: dict[str, set[str]] = {
 # What --help says of each command: the first sentence of its method's or function's docstring (tested to agree),
 # kept here so that the list answers at once, before torch and Lightning load.
 DESCRIPTIONS: dict[str, str] = {
-    "fit": "Runs the full optimization routine",
+    "fit": "Train the model (checkpoints and TensorBoard logs in a new run folder), then test it",
     "validate": "Perform one evaluation epoch over the validation set",
     "test": "Perform one evaluation epoch over the test set",
     "predict": "Run inference on your data",
@@ -46,6 +47,8 @@ DESCRIPTIONS: dict[str, str] = {
     "activations": "Write PNG grids of chosen layers' activations for a few images, and of the first convolution's "
     "filters",
 }
+# Other tools' words for a command (the book's train_ch6, Keras's evaluate), answered with ours.
+SYNONYMS = {"train": "fit", "evaluate": "test", "eval": "test", "infer": "predict", "inference": "predict"}
 # Run commands: "module:function", and the parameters that are positional on the command line (loaded when run:
 # fit needs neither report's nor tune's modules).
 RUN_COMMANDS: dict[str, tuple[str, tuple[str, ...] | None]] = {
@@ -116,9 +119,25 @@ def usage() -> str:
     """``python -m cnn_lightning --help``: every command with its one-line description."""
     lines = ["usage: python -m cnn_lightning COMMAND [--help] [options]", "", "commands:"]
     width = max(map(len, DESCRIPTIONS))
-    lines += [f"  {command:{width}s} {description}" for command, description in DESCRIPTIONS.items()]
+    for command, description in DESCRIPTIONS.items():  # wrapped to an 80-column terminal
+        lines += textwrap.wrap(
+            description, 80, initial_indent=f"  {command:{width}s} ", subsequent_indent=" " * (width + 3)
+        )
     lines += ["", "python -m cnn_lightning COMMAND --help lists a command's options."]
     return "\n".join(lines)
+
+
+def unknown_command(name: str) -> Exception:
+    """The refusal of a first word that is no command: every command named, the nearest first."""
+    import difflib
+
+    from cnn_lightning.errors import ConfigError
+
+    commands = f"The commands: {', '.join(DESCRIPTIONS)} (python -m cnn_lightning --help says what each does)."
+    if name.startswith("-"):
+        return ConfigError(f"{name} comes after a command (python -m cnn_lightning fit {name} ...). {commands}")
+    near = SYNONYMS.get(name.lower()) or next(iter(difflib.get_close_matches(name, DESCRIPTIONS, n=1)), None)
+    return ConfigError(f"{name!r} is not a command. {f'Did you mean {near}? ' if near else ''}{commands}")
 
 
 def first_sentence(function: Callable[..., Any]) -> str:
@@ -134,6 +153,8 @@ def run(args: Sequence[str], *, configs_resolved: bool = False) -> None:
         print(usage())
     elif args[0] in RUN_COMMANDS:
         run_command(args[0], args[1:])
+    elif args[0] not in MODEL_COMMANDS:
+        raise unknown_command(args[0])
     else:
         from cnn_lightning.commands.fit import make_cli
 

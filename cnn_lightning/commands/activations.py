@@ -32,7 +32,8 @@ from cnn_lightning.data.datasets import (
 from cnn_lightning.data.fashion_mnist import load_split, prepare_raw_files
 from cnn_lightning.data.own_images import Invert
 from cnn_lightning.errors import ConfigError, on_full_disk
-from cnn_lightning.runs import new_file, run_folder
+from cnn_lightning.output_places import new_file
+from cnn_lightning.runs import run_folder
 from cnn_lightning.training.trained_model import load_trained
 
 FOLDER = "activations"

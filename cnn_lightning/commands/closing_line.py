@@ -21,15 +21,17 @@ def final_metrics(trainer: L.Trainer) -> dict[str, float]:
 
 
 def closing_line(metrics: dict[str, float], device: object) -> str:
-    """The book's end-of-training printout: loss, train/val/test accuracy and examples/sec on the device, then the
-    peak training memory (``PeakMemory``: on the CPU the resident set's growth, hence the ``+``)."""
+    """The book's end-of-training printout, on two lines as ``train_ch6`` prints it (each fits 80 columns): loss and
+    train/val/test accuracy, then examples/sec on the device and the peak training memory (``PeakMemory``: on the CPU
+    the resident set's growth, hence the ``+``)."""
     parts = [f"{label} {metrics[key]:.3f}" for key, label in _CLOSING_FIELDS if key in metrics]
+    speed = []
     if "examples_per_sec" in metrics:
-        parts.append(f"{metrics['examples_per_sec']:,.1f} examples/sec on {device}")
+        speed.append(f"{metrics['examples_per_sec']:,.1f} examples/sec on {device}")
     if PEAK_MEMORY in metrics:
         growth = "+" if str(device).startswith("cpu") else ""
-        parts.append(f"peak memory {growth}{memory_text(metrics[PEAK_MEMORY])}")
-    return ", ".join(parts)
+        speed.append(f"peak memory {growth}{memory_text(metrics[PEAK_MEMORY])}")
+    return "\n".join(line for line in (", ".join(parts), ", ".join(speed)) if line)
 
 
 def memory_text(mib: float) -> str:

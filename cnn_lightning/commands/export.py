@@ -22,8 +22,8 @@ from torch import nn
 from cnn_lightning.data.augmentation import FASHION_MNIST_MEAN, FASHION_MNIST_STD, normalize
 from cnn_lightning.data.datasets import checkpoint_normalization
 from cnn_lightning.errors import ConfigError, UserFacingError, on_full_disk
-from cnn_lightning.output_places import check_folder, check_new_file
-from cnn_lightning.runs import load_checkpoint, new_file, run_folder
+from cnn_lightning.output_places import check_folder, check_new_file, new_file
+from cnn_lightning.runs import load_checkpoint, run_folder
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 # What a user's picture needs before the graph takes it: what cnn_lightning.data.own_images does for predict.

@@ -214,6 +214,14 @@ class CNNLightningCLI(ConfigFromUnnamedCheckpoints, LightningCLI):
             print(closing_line(metrics, devices), flush=True)
 
 
+PROG = "python -m cnn_lightning"
+COMMAND_USAGES = {
+    command: {"usage": f"{PROG} {command} [--config FILE] [--model CLASS]\n         [--model.init_args.NAME VALUE] "
+              "[--data.NAME VALUE]\n         [--trainer.NAME VALUE] [--ckpt_path RUN|FILE|best|last] [options below]"}
+    for command in MODEL_COMMANDS
+}  # fmt: skip
+
+
 def make_cli(args: Sequence[str], *, run: bool = True, resolve_configs: bool = True) -> CNNLightningCLI:
     """The CLI over ``args`` (config names resolved); ``run=False`` only parses and instantiates. A run folder
     reserved for a command that then fails before writing into it is removed again."""
@@ -230,7 +238,8 @@ def make_cli(args: Sequence[str], *, run: bool = True, resolve_configs: bool = T
             seed_everything_default=0,
             trainer_defaults=trainer_defaults(),
             save_config_callback=ConfigPerRun,
-            parser_kwargs={"exit_on_error": False, "allow_abbrev": False},  # --trainer.max_epoch is a mistake
+            # --trainer.max_epoch is a mistake; each command's usage is its one line, not argparse's ~80 of options.
+            parser_kwargs={"exit_on_error": False, "allow_abbrev": False, "prog": PROG, **COMMAND_USAGES},
             args=resolve_config_args(args) if resolve_configs else list(args),
             run=run,
         )

@@ -3,6 +3,8 @@ parses them as it parses ``fit``, and its defaults made cheaper and plainer wher
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -11,8 +13,10 @@ from cnn_lightning.training.profiler import NoOpProfiler
 
 
 class Trainer(L.Trainer):
-    """Lightning's ``Trainer`` with the project's model commands as methods, so LightningCLI parses them as it
-    parses ``fit``.
+    """Lightning's Trainer: devices, precision, epochs, the engine (``--trainer.strategy``), callbacks, logger.
+
+    The project's model commands are its methods, so that LightningCLI parses ``summary`` and ``export`` as it parses
+    ``fit``; ``fit``, ``validate``, ``test`` and ``predict`` are Lightning's, described as the CLI means them.
 
     Args:
         limit_train_batches: training batches per epoch: an int is a count, a float a fraction (``1.0``: all).
@@ -46,6 +50,96 @@ class Trainer(L.Trainer):
             overfit_batches=overfit_batches,
             **kwargs,
         )
+
+    def fit(
+        self,
+        model: L.LightningModule,
+        train_dataloaders: Any = None,
+        val_dataloaders: Any = None,
+        datamodule: L.LightningDataModule | None = None,
+        ckpt_path: str | Path | None = None,
+        weights_only: bool | None = None,
+    ) -> None:
+        """Train the model (checkpoints and TensorBoard logs in a new run folder), then test it.
+
+        Each epoch is validated; the test of the final weights ends with the book's closing line.
+
+        Args:
+            model: the model to train (``--model``, or the config's).
+            train_dataloaders: unused: the data module gives them.
+            val_dataloaders: unused, as ``train_dataloaders``.
+            datamodule: the data (``--data.*``).
+            ckpt_path: resume a stopped or finished run in place: its run folder (``lightning_logs/version_0``: its
+                ``last.ckpt``), a ``.ckpt`` file, or ``last`` (the newest run of this model).
+            weights_only: how the checkpoint is unpickled (Lightning's; the project's checkpoints need no more).
+        """
+        return super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, weights_only)
+
+    def validate(
+        self,
+        model: L.LightningModule | None = None,
+        dataloaders: Any = None,
+        ckpt_path: str | Path | None = None,
+        verbose: bool = True,
+        datamodule: L.LightningDataModule | None = None,
+        weights_only: bool | None = None,
+    ) -> list[Mapping[str, float]]:
+        """Perform one evaluation epoch over the validation set.
+
+        Args:
+            model: the model the checkpoint holds.
+            dataloaders: unused: the data module gives them.
+            ckpt_path: a run folder (``lightning_logs/version_0``: its best checkpoint), a ``.ckpt`` file,
+                or ``best`` / ``last`` (of the newest run of this model).
+            verbose: print the results table.
+            datamodule: the data (``--data.*``).
+            weights_only: how the checkpoint is unpickled (Lightning's).
+        """
+        return super().validate(model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
+
+    def test(
+        self,
+        model: L.LightningModule | None = None,
+        dataloaders: Any = None,
+        ckpt_path: str | Path | None = None,
+        verbose: bool = True,
+        datamodule: L.LightningDataModule | None = None,
+        weights_only: bool | None = None,
+    ) -> list[Mapping[str, float]]:
+        """Perform one evaluation epoch over the test set.
+
+        Args:
+            model: the model the checkpoint holds.
+            dataloaders: unused: the data module gives them.
+            ckpt_path: a run folder (``lightning_logs/version_0``: its best checkpoint), a ``.ckpt`` file,
+                or ``best`` / ``last`` (of the newest run of this model).
+            verbose: print the results table.
+            datamodule: the data (``--data.*``).
+            weights_only: how the checkpoint is unpickled (Lightning's).
+        """
+        return super().test(model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
+
+    def predict(
+        self,
+        model: L.LightningModule | None = None,
+        dataloaders: Any = None,
+        datamodule: L.LightningDataModule | None = None,
+        return_predictions: bool | None = None,
+        ckpt_path: str | Path | None = None,
+        weights_only: bool | None = None,
+    ) -> Any:
+        """Run inference on your data.
+
+        Args:
+            model: the model the checkpoint holds.
+            dataloaders: unused: the data module gives them (``--data.predict_path`` for your own pictures).
+            datamodule: the data (``--data.*``).
+            return_predictions: keep the predictions in memory too (they are written to a CSV in the run).
+            ckpt_path: a run folder (``lightning_logs/version_0``: its best checkpoint), a ``.ckpt`` file,
+                or ``best`` / ``last`` (of the newest run of this model).
+            weights_only: how the checkpoint is unpickled (Lightning's).
+        """
+        return super().predict(model, dataloaders, datamodule, return_predictions, ckpt_path, weights_only)
 
     def summary(
         self,

@@ -40,13 +40,15 @@ class TensorBoardLogger(LightningTensorBoardLogger):
 def user_settings(params: dict[str, Any]) -> dict[str, Any]:
     """``params`` without LightningCLI's bookkeeping (``_class_path``, ``_instantiator``), nested dicts too, and each
     boolean as the text True or False: torch's HParams writer takes a bool for the number 0 or 1. A model's settings
-    (those with LightningCLI's ``_class_path``) come with a ``variant`` column: what differs from the book's
-    experiment, ``book`` for the book's own (models/variants.py's ``variant_label``)."""
+    (those with LightningCLI's ``_class_path``) come with ``Model`` and ``Variant`` columns, first in the table: its
+    class, and what differs from the book's experiment, ``book`` for the book's own (``variant_label``)."""
     settings = {}
     if isinstance(class_path := params.get("_class_path"), str):
         dataset = params.get("data.dataset", params.get("dataset"))
         if (label := class_variant_label(class_path, params, dataset)) is not None:
-            settings["variant"] = label
+            # Capitalized: HParams orders its columns by name (those that differ between runs first), and capitals
+            # sort before the settings' lower-case names, so the table opens on what the run is.
+            settings |= {"Model": class_path.rsplit(".", 1)[-1], "Variant": label}
     for key, value in params.items():
         if str(key).rsplit(".", 1)[-1].startswith("_"):
             continue

@@ -11,7 +11,7 @@ from torch import nn
 
 from cnn_lightning.errors import require_positive
 from cnn_lightning.scratch.shapes import training_flops
-from cnn_lightning.training import saved_checkpoints
+from cnn_lightning.training import model_input, saved_checkpoints
 from cnn_lightning.training.epoch_metrics import EpochMetrics
 from cnn_lightning.training.finite_loss_guard import SCALER_SKIPS_ALLOWED, FiniteLossGuard
 from cnn_lightning.training.network_check import checked_network
@@ -128,8 +128,7 @@ class Classifier(L.LightningModule):
             self._compiled = True
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = model_input.prepared(self, images)  # a data module's batch, or its loader's uint8 images (notebooks)
         # TensorBoard's graph traces the model, which a compiled module refuses; its plain forward traces.
         return self.net.forward(images) if torch.jit.is_tracing() else self.net(images)
 
@@ -162,6 +161,7 @@ class Classifier(L.LightningModule):
         datamodule = self.trainer.datamodule if self._trainer else None
         checkpoint["categories"] = list(getattr(datamodule, "classes", None) or self.categories)
         saved_checkpoints.save_random_state(checkpoint, self.device)
+        saved_checkpoints.record_class(checkpoint, self)  # so that a plain Trainer's checkpoint names its class too
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = self.upgrade_state_dict(checkpoint["state_dict"])

@@ -13,7 +13,7 @@ import torch
 
 from cnn_lightning.errors import ConfigError
 from cnn_lightning.legacy import upgrade_hyperparameters
-from cnn_lightning.runs import checkpoint_model
+from cnn_lightning.runs import CLASS_KEY, checkpoint_model
 
 
 def renamed_network_keys(
@@ -65,6 +65,13 @@ def load_classifier(cls: type, base: type, checkpoint_path: Any, *args: Any, **k
             torch.save(checkpoint, checkpoint_path)
             checkpoint_path.seek(0)
     return super(base, cls).load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+
+def record_class(checkpoint: dict[str, Any], model: Any) -> None:
+    """Name ``model``'s class in ``checkpoint`` beside what LightningCLI records (``_class_path`` among the
+    hyperparameters, which a plain ``lightning.Trainer`` leaves out), so that ``load_classifier`` and ``predict`` take
+    a checkpoint of either (``runs.checkpoint_model`` reads both)."""
+    checkpoint[CLASS_KEY] = f"{type(model).__module__}.{type(model).__qualname__}"
 
 
 def save_random_state(checkpoint: dict[str, Any], device: torch.device) -> None:

@@ -52,26 +52,26 @@ def _image(events: EventAccumulator, tag: str, index: int = -1) -> np.ndarray:
 
 
 def test_input_grid_shows_resized_training_images(events: EventAccumulator) -> None:
-    (entry,) = events.Images("inputs/train_batch")
+    (entry,) = events.Images("views/inputs_train_batch")
     # make_grid: 8 columns of SIZE-pixel cells with 2-pixel borders; 64 images fill 8 rows.
     assert (entry.width, entry.height) == (8 * (SIZE + 2) + 2, 8 * (SIZE + 2) + 2)
-    cell = _image(events, "inputs/train_batch")[2 : 2 + SIZE, 2 : 2 + SIZE]
+    cell = _image(events, "views/inputs_train_batch")[2 : 2 + SIZE, 2 : 2 + SIZE]
     assert cell.std() > 10  # a real garment, not a blank or constant tile
 
 
 def test_confusion_matrix_once_per_validation_epoch_and_after_test(events: EventAccumulator) -> None:
-    val = events.Images("val/confusion_matrix")
+    val = events.Images("views/val_confusion_matrix")
     assert len(val) == EPOCHS  # the sanity check's two batches are not drawn
     assert len({entry.step for entry in val}) == EPOCHS
-    assert len(events.Images("test/confusion_matrix")) == 1
-    picture = _image(events, "val/confusion_matrix")
+    assert len(events.Images("views/test_confusion_matrix")) == 1
+    picture = _image(events, "views/val_confusion_matrix")
     assert picture.shape[2] == 3 and picture.std() > 10
 
 
 def test_misclassified_test_images_are_drawn(events: EventAccumulator) -> None:
-    (entry,) = events.Images("test/misclassified")
+    (entry,) = events.Images("views/test_misclassified")
     assert entry.width > 500 and entry.height > 100
-    assert _image(events, "test/misclassified").std() > 10
+    assert _image(events, "views/test_misclassified").std() > 10
 
 
 def test_per_class_accuracy_is_named_by_class_and_agrees_with_val_acc(events: EventAccumulator, data_dir: Path) -> None:
@@ -116,14 +116,18 @@ def test_hparams_plugin_gets_hyperparameters_and_final_metrics(events: EventAccu
     hparams = session.session_start_info.hparams
     assert not any(name.startswith("_") for name in hparams)  # the user's settings, not LightningCLI's bookkeeping
     assert hparams["nesterov"].string_value == "False"  # not the number 0.0000
+    assert (hparams["Model"].string_value, hparams["Variant"].string_value) == ("LeNet", f"input_size={SIZE}")
 
 
 def test_training_curves_come_first_in_tensorboard(events: EventAccumulator) -> None:
-    """TensorBoard's Time Series sorts cards by tag, a "/" before any letter, and groups them by the first segment in
-    that order (its ``groupCardsByTag``): train and val come first, every one-off figure after them."""
-    tags = sorted(events.Tags()["scalars"], key=lambda tag: tag.replace("/", "\0"))
+    """TensorBoard's Time Series sorts cards by tag, a "/" before any letter, groups them by the first segment in
+    that order (its ``groupCardsByTag``) and opens the first two groups: train and val, the curves, with every
+    picture (inputs, confusion matrices, misclassified images) in a group after them."""
+    pictures = events.Tags()["images"]
+    tags = sorted(events.Tags()["scalars"] + pictures, key=lambda tag: tag.replace("/", "\0"))
     groups = list(dict.fromkeys(tag.split("/", 1)[0] for tag in tags))
-    assert groups[:2] == ["train", "val"], groups
+    assert groups[:2] == ["train", "val"] and groups[-1] == "views", groups
+    assert len(pictures) >= 4 and all(tag.startswith("views/") for tag in pictures), pictures
     assert {"epoch", "final", "test", "lr-SGD"}.isdisjoint(groups) and "verdict" in groups
     assert {"train/epoch", "train/lr-SGD", "verdict/test_acc", "verdict_test/acc"} <= set(tags)
 

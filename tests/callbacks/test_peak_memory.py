@@ -54,9 +54,12 @@ def test_the_peak_grows_by_what_training_holds(data_dir: Path, tmp_path: Path, m
 
 
 def test_the_closing_line_shows_the_peak_as_measured_on_its_device() -> None:
+    """The book's two lines (train_ch6 prints accuracy, then speed), each within 80 columns even at its widest."""
     metrics = {"train/loss": 0.4692, "train/acc": 0.8231, "test/acc": 0.8079, "examples_per_sec": 1234.5}
     assert closing_line({**metrics, TAG: 312.4}, "cpu") == (
-        "loss 0.469, train acc 0.823, test acc 0.808, 1,234.5 examples/sec on cpu, peak memory +312 MiB"
+        "loss 0.469, train acc 0.823, test acc 0.808\n1,234.5 examples/sec on cpu, peak memory +312 MiB"
     )
+    widest = {**metrics, "val/acc": 0.8123, "train/loss": 12345.678, "examples_per_sec": 12_345_678.9, TAG: 99_999.0}
+    assert all(len(line) <= 80 for line in closing_line(widest, "cuda x16").splitlines())
     assert closing_line({**metrics, TAG: 2560.0}, "cuda").endswith("examples/sec on cuda, peak memory 2.50 GiB")
     assert "peak memory" not in closing_line(metrics, "cpu")  # a run without the callback

@@ -87,8 +87,12 @@ def test_the_fit_logs_the_activations_to_tensorboard(lenet_run: Path) -> None:
     events = EventAccumulator(str(lenet_run), size_guidance={"images": 0})
     events.Reload()
     tags = set(events.Tags()["images"])
-    assert {"activations/features.1", "activations/features.4", "activations/filters-features.0"} <= tags
-    image = events.Images("activations/features.1")[-1]
+    assert {
+        "views/activations/features.1",
+        "views/activations/features.4",
+        "views/activations/filters-features.0",
+    } <= tags
+    image = events.Images("views/activations/features.1")[-1]
     assert (image.width, image.height) == (7 * 30 + 2, 8 * 30 + 2)
 
 

@@ -1,6 +1,7 @@
 """Variants are themselves: a student's own Classifier subclass trains, predicts, exports and loads like the book's
-models, a checkpoint saved by a plain lightning.Trainer (which does not name its class) works once the class is
-passed, and report and the HParams tab label each run by what differs from the book's experiment."""
+models, a checkpoint saved by a plain lightning.Trainer works as it is (an older one, which does not name its class,
+once the class is passed), and report and the HParams tab label each run by what differs from the book's
+experiment."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from cnn_lightning.commands.fit import make_cli
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.errors import ConfigError
 from cnn_lightning.models import LeNet
+from cnn_lightning.runs import CLASS_KEY
 from tests.models.own_lenet import WideLeNet
 from tests.test_errors import fails
 
@@ -60,7 +62,7 @@ def test_a_subclass_checkpoint_loads_predicts_and_exports(
         rows = list(csv.DictReader(file))
     images = FashionMNISTDataModule(data_dir=str(data_dir))
     images.setup("test")
-    expected = [p.label for p in classifier(images.split("test")[0][:5])]
+    expected = [p.prediction for p in classifier(images.split("test")[0][:5])]
     assert [row["prediction"] for row in rows[:5]] == expected
     make_cli(["export", "--ckpt_path", str(run), "--format", "torchscript", *common])
     assert len(list((run / "export").glob("model*.pt"))) == 1
@@ -88,28 +90,40 @@ def test_report_and_hparams_label_runs_by_what_differs(runs: Path, capsys: pytes
                 for value in event.summary.value:
                     if value.tag == "_hparams_/session_start_info":
                         data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
-                        variants[version] = data.session_start_info.hparams["variant"].string_value
+                        variants[version] = data.session_start_info.hparams["Variant"].string_value
     assert variants == {"version_0": "book", "version_1": rows["version_1"]["variant"]}
 
 
 @pytest.mark.slow
-def test_a_plain_trainer_checkpoint_works_once_its_class_is_passed(
+def test_a_plain_trainer_checkpoint_loads_as_it_is_and_an_older_one_once_its_class_is_passed(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """lightning.Trainer's checkpoint keeps the hyperparameters but not the class: load_classifier and predict say so
-    in one line naming the fix, and take the class when it is passed."""
+    """lightning.Trainer's checkpoint keeps the hyperparameters but not LightningCLI's class path: the model names its
+    class itself, so load_classifier and predict take the checkpoint, and its run folder (the Trainer's own
+    ``epoch=0-step=2.ckpt``), as they are. One saved before the model named its class says so in one line naming the
+    fix, and works once the class is passed."""
     monkeypatch.chdir(tmp_path)
-    trainer = L.Trainer(max_steps=2, limit_val_batches=1, accelerator="cpu", logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, enable_checkpointing=False)  # fmt: skip
+    trainer = L.Trainer(max_steps=2, limit_val_batches=1, accelerator="cpu", enable_progress_bar=False,
+                        enable_model_summary=False)  # fmt: skip
     trainer.fit(LeNet(pooling="max"), FashionMNISTDataModule(data_dir=str(data_dir), batch_size=32))
-    trainer.save_checkpoint(tmp_path / "plain.ckpt")
-    assert "_class_path" not in torch.load(tmp_path / "plain.ckpt", weights_only=True)["hyper_parameters"]
+    saved = Path(trainer.checkpoint_callback.best_model_path)
+    assert saved.parent == tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    checkpoint = torch.load(saved, weights_only=True)
+    assert "_class_path" not in checkpoint["hyper_parameters"] and checkpoint[CLASS_KEY].endswith(".LeNet")
+    for path in (saved, "lightning_logs/version_0"):
+        assert load_classifier(path).model.hparams.pooling == "max"
+    common = ["--data.data_dir", str(data_dir), "--trainer.limit_predict_batches", "1"]
+    for path in (str(saved), "lightning_logs/version_0"):
+        make_cli(["predict", "--ckpt_path", path, *common, "--trainer.enable_progress_bar", "false"])
+    assert len(list((tmp_path / "lightning_logs" / "version_0" / "predict").glob("predictions*.csv"))) == 2
+
+    del checkpoint[CLASS_KEY]
+    torch.save(checkpoint, tmp_path / "older.ckpt")
     with pytest.raises(ConfigError, match=r"does not say which model class.*model_class=MyNet.*--model") as error:
-        load_classifier(tmp_path / "plain.ckpt")
+        load_classifier(tmp_path / "older.ckpt")
     assert "\n" not in str(error.value)
-    classifier = load_classifier(tmp_path / "plain.ckpt", model_class=LeNet)
-    assert classifier.model.hparams.pooling == "max"
-    common = ["--ckpt_path", "plain.ckpt", "--data.data_dir", str(data_dir), "--trainer.limit_predict_batches", "1"]
-    assert "--model cnn_lightning.models.LeNet" in fails(capsys, "predict", *common)
-    make_cli(["predict", *common, "--model", "cnn_lightning.models.LeNet", "--trainer.enable_progress_bar", "false"])
+    assert load_classifier(tmp_path / "older.ckpt", model_class=LeNet).model.hparams.pooling == "max"
+    older = ["--ckpt_path", "older.ckpt", *common]
+    assert "--model cnn_lightning.models.LeNet" in fails(capsys, "predict", *older)
+    make_cli(["predict", *older, "--model", "cnn_lightning.models.LeNet", "--trainer.enable_progress_bar", "false"])
     assert len(list((tmp_path / "lightning_logs" / "predict").glob("predictions*.csv"))) == 1

@@ -58,7 +58,7 @@ def test_python_api_classifies_tensors_and_files(trained: Path, data_dir: Path, 
 
         Image.fromarray(image.numpy()).save(tmp_path / f"{index}.png")
     from_files = classify(tmp_path)
-    assert [p.label for p in from_files] == [p.label for p in from_tensors]
+    assert [p.prediction for p in from_files] == [p.prediction for p in from_tensors]
     assert from_tensors[0].probabilities.keys() == set(CLASSES) and 0 < from_tensors[0].probability <= 1
 
 

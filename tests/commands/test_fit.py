@@ -72,9 +72,9 @@ def test_fast_dev_run_every_config(
             "cpu",
         ]
     )
-    closing = capsys.readouterr().out.strip().splitlines()[-1]
+    closing, speed = capsys.readouterr().out.strip().splitlines()[-2:]
     assert closing.startswith("loss ") and "train acc" in closing and "test acc" in closing
-    assert "examples/sec on cpu" in closing
+    assert "examples/sec on cpu" in speed
 
 
 @pytest.mark.parametrize("config", ["densenet", "densenet_book", "lenet_bn_scratch"])
@@ -118,6 +118,14 @@ def test_one_command_system_lists_and_parses_every_command(capsys, tmp_path: Pat
         with pytest.raises(SystemExit) as stop:
             main([command, "--help"])
         assert stop.value.code == 0 and option in capsys.readouterr().out, command
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    shown = capsys.readouterr().out
+    usage, summary = shown.split("\n\n")[:2]
+    assert usage.startswith("usage: python -m cnn_lightning fit [--config FILE]") and "--ckpt_path" in usage
+    assert all(len(line) <= 80 for line in usage.splitlines()) and summary.startswith("Train the model")
+    assert "resume a stopped or finished run in place" in shown and "hpc" not in shown  # the project's ckpt_path
+    assert "Lightning's Trainer: devices, precision" in shown and "LightningCLI parses" not in shown
     options = tmp_path / "report.yaml"  # every command takes --config, the run commands too
     options.write_text(f"out: {tmp_path / 'out'}\n")
     with pytest.raises(SystemExit) as stop:

@@ -58,7 +58,8 @@ def test_own_photos_score_as_the_same_images_in_the_dataset(
     trained: Path, data_dir: Path, monkeypatch, capsys, recwarn
 ) -> None:
     """200 test images as a shop's catalogue photos (margins, off-centre, uneven light, noise and JPEG, cut-outs with
-    transparency): prepared as Fashion-MNIST's images were made, they score within 5 points of the images themselves
+    transparency) and as own photos on backgrounds that are not white (a tinted light, a grey card, coloured paper):
+    prepared as Fashion-MNIST's images were made, they score within 5 points of the images themselves
     (benchmarks/own_photos.py measures a larger set); unreadable files beside them are named and skipped."""
     monkeypatch.chdir(trained)
     data = FashionMNISTDataModule(data_dir=str(data_dir))

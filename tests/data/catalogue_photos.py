@@ -1,6 +1,8 @@
 """Fashion-MNIST test images re-rendered as a shop's catalogue photos: a dark product on a light background, RGB,
 200-600 px, JPEG or PNG, with margins, off-centre, uneven light backgrounds, sensor noise, JPEG artefacts or
-transparency. Shared by the tests and ``benchmarks/own_photos.py``."""
+transparency; and as a student's own photos, on backgrounds that are not white: the whole picture under a tinted
+light (an off-white, warm or cool cast), the product laid on a grey card, or on coloured paper. Shared by the tests
+and ``benchmarks/own_photos.py``."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-VARIANTS = ("tight", "margin", "uneven", "noisy_jpeg", "alpha")
+WHITE_VARIANTS = ("tight", "margin", "uneven", "noisy_jpeg", "alpha")
+TINTED_VARIANTS = ("tinted", "grey", "coloured")
+VARIANTS = WHITE_VARIANTS + TINTED_VARIANTS
 
 
 def catalogue_photo(image: torch.Tensor, variant: str, rng: np.random.Generator) -> Image.Image:
@@ -27,11 +31,25 @@ def catalogue_photo(image: torch.Tensor, variant: str, rng: np.random.Generator)
         pixels = np.minimum(pixels, shade)
     if variant == "noisy_jpeg":
         pixels = pixels + rng.normal(0, 6, pixels.shape)
+    if variant in TINTED_VARIANTS:
+        return Image.fromarray(on_a_background(pixels, variant, rng).clip(0, 255).round().astype(np.uint8), "RGB")
     gray = pixels.clip(0, 255).round().astype(np.uint8)
     if variant == "alpha":  # a cut-out product: transparent where the background was
         alpha = np.where(gray > 245, 0, 255).astype(np.uint8)
         return Image.fromarray(np.dstack([gray, gray, gray, alpha]), "RGBA")
     return Image.fromarray(gray).convert("RGB")
+
+
+def on_a_background(pixels: np.ndarray, variant: str, rng: np.random.Generator) -> np.ndarray:
+    """``[H, W, 3]``: the dark-on-white ``pixels`` under a tinted light (every pixel's reflectance times the light's
+    colour: off-white 75-95 % per channel), or the product laid on a grey card (40-80 %) or on coloured paper (a
+    pastel, each channel 55-95 %): there the product keeps its own greys and its faint parts blend into the card."""
+    reflectance = pixels[..., None] / 255.0
+    if variant == "tinted":
+        return reflectance * 255.0 * rng.uniform(0.75, 0.95, 3)
+    card = 255.0 * (np.full(3, rng.uniform(0.4, 0.8)) if variant == "grey" else rng.uniform(0.55, 0.95, 3))
+    product = np.clip((1.0 - reflectance) * 4.0, 0.0, 1.0)  # how much of the product covers the pixel
+    return product * pixels[..., None] + (1.0 - product) * card
 
 
 def write_catalogue_photos(folder: Path, images: torch.Tensor, seed: int = 0) -> list[Path]:

@@ -130,8 +130,8 @@ def test_the_input_grid_says_it_is_augmented(data_dir: Path, tmp_path: Path, mon
               "--trainer.accelerator", "cpu"])  # fmt: skip
     events = EventAccumulator(str(next((tmp_path / "lightning_logs").glob("version_*"))), size_guidance={"images": 0})
     events.Reload()
-    assert "inputs/train_batch_augmented" in events.Tags()["images"]
-    assert "inputs/train_batch" not in events.Tags()["images"]
+    assert "views/inputs_train_batch_augmented" in events.Tags()["images"]
+    assert "views/inputs_train_batch" not in events.Tags()["images"]
 
 
 def _median_ms(function: Any, repeats: int = 15) -> float:

@@ -106,7 +106,7 @@ def test_an_mnist_run_names_digits_and_keeps_its_statistics_everywhere(
     classifier = load_classifier(run)
     assert classifier.categories == MNIST.classes and classifier.normalized == statistics
     best = classifier(written["test"][0][:5])
-    assert [p.label for p in best] == [rows[i]["prediction"] for i in range(5)]
+    assert [p.prediction for p in best] == [rows[i]["prediction"] for i in range(5)]
     capsys.readouterr()
     make_cli(["export", "--ckpt_path", str(run), "--format", "torchscript", *common])
     exported = torch.jit.load(str(next((run / "export").glob("*.pt"))), _extra_files=(extra := {"metadata.json": ""}))

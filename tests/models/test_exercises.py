@@ -213,7 +213,8 @@ def train(name: str, data_dir: Path, *overrides: str) -> Any:
     limits = ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches",
               "1", "--trainer.max_epochs", "1"]  # fmt: skip
     quiet = ["--trainer.logger", "false", "--trainer.enable_progress_bar", "false"]
-    data = ["--data.batch_size", "4", "--data.data_dir", str(data_dir), "--trainer.accelerator", "cpu"]
+    data = ["--data.batch_size", "4", "--data.eval_batch_size", "4", "--data.data_dir", str(data_dir),
+            "--trainer.accelerator", "cpu"]  # fmt: skip
     return make_cli(["fit", "--config", f"exercises/{name}", *limits, *quiet, *data, *overrides])
 
 

@@ -347,8 +347,9 @@ def test_runs_are_labelled_by_what_differs_from_the_books_experiment() -> None:
     assert variant_label(nn.Module, {}) == "Module: not in the book"
     settings = {"_class_path": "cnn_lightning.models.LeNet", "pooling": "max", "data.dataset": "kmnist"}
     assert user_settings(settings) == {
-        "variant": "pooling=max, dataset=kmnist",
+        "Model": "LeNet",
+        "Variant": "pooling=max, dataset=kmnist",
         "pooling": "max",
         "data.dataset": "kmnist",
     }
-    assert "variant" not in user_settings({"_class_path": "no.such.Module", "lr": 0.1})
+    assert "Variant" not in user_settings({"_class_path": "no.such.Module", "lr": 0.1})

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
 from cnn_lightning.commands.fit import make_cli
 from cnn_lightning.training.finite_loss_guard import SCALER_SKIPS_ALLOWED, FiniteLossGuard
 from cnn_lightning.training.precision import default_precision
+from tests.conftest import REPO
+
+CONFIGS = REPO / "configs"
 
 
 def test_precision_is_bf16_where_the_hardware_computes_it() -> None:
@@ -19,6 +23,12 @@ def test_precision_is_bf16_where_the_hardware_computes_it() -> None:
         assert default_precision("auto", flags=set()) == "32-true"
     explicit = make_cli(["--config", "lenet.yaml", "--trainer.precision", "32-true"], run=False)
     assert str(explicit.trainer.precision) == "32-true"  # the book's numerics stay one flag away
+
+
+@pytest.mark.parametrize("config", sorted(str(path.relative_to(CONFIGS)) for path in CONFIGS.rglob("*.yaml")))
+def test_no_config_forces_a_precision_the_device_may_emulate(config: str) -> None:
+    """A config leaves the precision to the device (bf16 only where native) or asks for the book's float32."""
+    assert yaml.safe_load((CONFIGS / config).read_text()).get("trainer", {}).get("precision") in (None, "32-true")
 
 
 @pytest.mark.parametrize(

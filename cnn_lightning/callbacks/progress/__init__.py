@@ -1,6 +1,8 @@
-"""The progress bar: Lightning's tqdm bar redrawn by time, and its epoch after a mid-epoch resume."""
+"""The progress bars: Lightning's tqdm bar redrawn by time, the same in a Jupyter notebook's output, and the epoch
+after a mid-epoch resume."""
 
+from cnn_lightning.callbacks.progress.notebook_bar import NotebookProgressBar
 from cnn_lightning.callbacks.progress.resumed_epoch import ResumedEpochProgress
 from cnn_lightning.callbacks.progress.steady_bar import SteadyProgressBar
 
-__all__ = ["ResumedEpochProgress", "SteadyProgressBar"]
+__all__ = ["NotebookProgressBar", "ResumedEpochProgress", "SteadyProgressBar"]

@@ -102,3 +102,20 @@ class SteadyProgressBar(TQDMProgressBar):
             bar.n, self._trained = self._trained, 0
             bar.refresh()
         super().on_train_epoch_end(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The model logs an epoch's training loss and accuracy in its own on_train_epoch_end, which Lightning calls
+        # after the callbacks' (this bar's above): the last epoch's reach the bar here, so that its last state shows
+        # the figures the closing line prints, not the epoch before's.
+        bar = self._train_progress_bar
+        if bar is not None and not bar.disable:
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+        super().on_train_end(trainer, pl_module)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        # The bars end their lines (training's stays, the others clear), so that the error that follows (a full disk,
+        # a divergence, a stop) starts on a line of its own rather than at the end of the bar's.
+        bars = (self._val_progress_bar, self._test_progress_bar, self._predict_progress_bar, self._train_progress_bar)
+        for bar in bars:
+            if bar is not None:
+                bar.close()
