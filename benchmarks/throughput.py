@@ -55,8 +55,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def book_child(config: str, device: str, data_dir: str, warmup: int, steps: int) -> float:
-    """D2L's training loop, as printed in the book (chapter 7.6), over its data pipeline."""
+def book_setup(config: str, device: str, data_dir: str, train: bool = True) -> tuple:
+    """D2L's data pipeline and model set-up (chapter 7.6's ``load_data_fashion_mnist`` and ``train_ch6``): the
+    network on ``device``, its SGD, the loss, the loader of the ``train`` (or test) split and the batch size."""
     import torch
     import yaml
     from torch import nn
@@ -71,27 +72,38 @@ def book_child(config: str, device: str, data_dir: str, warmup: int, steps: int)
     trans = [transforms.ToTensor()]
     if resize != 28:
         trans.insert(0, transforms.Resize(resize))
-    train = datasets.FashionMNIST(root=data_dir, train=True, transform=transforms.Compose(trans), download=False)
-    loader = DataLoader(train, batch_size, shuffle=True, num_workers=4)
+    split = datasets.FashionMNIST(root=data_dir, train=train, transform=transforms.Compose(trans), download=False)
+    loader = DataLoader(split, batch_size, shuffle=train, num_workers=4)
     name = settings["model"]["class_path"].rsplit(".", 1)[-1]
     net = MODELS[name](**{k: v for k, v in init_args.items() if k != "memory_efficient"}).net.to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=init_args["lr"])
-    loss = nn.CrossEntropyLoss()
+    return net, optimizer, nn.CrossEntropyLoss(), loader, batch_size
+
+
+def book_step(net: object, optimizer: object, loss: object, X: object, y: object, metric: list) -> list:
+    """One batch of ``train_ch6``'s loop, with the book's Accumulator: ``float()`` of each term, one device sync."""
+    import torch
+
+    optimizer.zero_grad()
+    y_hat = net(X)
+    batch_loss = loss(y_hat, y)
+    batch_loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        correct = float((y_hat.argmax(axis=1).type(y.dtype) == y).type(y.dtype).sum())
+        return [metric[0] + float(batch_loss * X.shape[0]), metric[1] + correct, metric[2] + X.shape[0]]
+
+
+def book_child(config: str, device: str, data_dir: str, warmup: int, steps: int) -> float:
+    """D2L's training loop, as printed in the book (chapter 7.6), over its data pipeline."""
+    net, optimizer, loss, loader, batch_size = book_setup(config, device, data_dir)
     metric = [0.0, 0.0, 0]
     net.train()
     for i, (X, y) in enumerate(loader):
         if i == warmup:
             sync(device)
             start = time.perf_counter()
-        optimizer.zero_grad()
-        X, y = X.to(device), y.to(device)
-        y_hat = net(X)
-        batch_loss = loss(y_hat, y)
-        batch_loss.backward()
-        optimizer.step()
-        with torch.no_grad():  # the book's Accumulator: float() of each term, one device sync per batch
-            correct = float((y_hat.argmax(axis=1).type(y.dtype) == y).type(y.dtype).sum())
-            metric = [metric[0] + float(batch_loss * X.shape[0]), metric[1] + correct, metric[2] + X.shape[0]]
+        metric = book_step(net, optimizer, loss, X.to(device), y.to(device), metric)
         if i == warmup + steps - 1:
             sync(device)
             return steps * batch_size / (time.perf_counter() - start)

@@ -13,6 +13,7 @@ from cnn_lightning.callbacks.prediction_writer import PredictionCSV
 from cnn_lightning.callbacks.progress import NotebookProgressBar, ResumedEpochProgress, SteadyProgressBar
 from cnn_lightning.callbacks.report_to_study import ReportToStudy
 from cnn_lightning.callbacks.run_checkpoint import RunCheckpoint
+from cnn_lightning.callbacks.stop_at_accuracy import StopAtAccuracy
 from cnn_lightning.callbacks.throughput import ExamplesPerSecond
 from cnn_lightning.legacy import package_getattr
 
@@ -35,4 +36,5 @@ __all__ = [
     "ResumedEpochProgress",
     "RunCheckpoint",
     "SteadyProgressBar",
+    "StopAtAccuracy",
 ]

@@ -1,11 +1,12 @@
 """What a finished fit reports: its final metrics and the book's closing line (loss, accuracies, examples/sec, peak
-memory)."""
+memory, and with a target the time to it)."""
 
 from __future__ import annotations
 
 import lightning as L
 
 from cnn_lightning.callbacks.peak_memory import TAG as PEAK_MEMORY
+from cnn_lightning.callbacks.stop_at_accuracy import SECONDS_TO_TARGET, TARGET, TARGET_EPOCH, StopAtAccuracy
 from cnn_lightning.callbacks.throughput import ExamplesPerSecond
 
 
@@ -17,6 +18,8 @@ def final_metrics(trainer: L.Trainer) -> dict[str, float]:
     if monitor is not None and monitor.train_examples_per_sec:
         # Measured on rank 0; every rank trains the same number of equal batches in the same time.
         metrics["examples_per_sec"] = monitor.train_examples_per_sec * trainer.world_size
+    for stopper in (cb for cb in trainer.callbacks if isinstance(cb, StopAtAccuracy)):
+        metrics |= stopper.final_metrics()
     return metrics
 
 
@@ -31,7 +34,18 @@ def closing_line(metrics: dict[str, float], device: object) -> str:
     if PEAK_MEMORY in metrics:
         growth = "+" if str(device).startswith("cpu") else ""
         speed.append(f"peak memory {growth}{memory_text(metrics[PEAK_MEMORY])}")
-    return "\n".join(line for line in (", ".join(parts), ", ".join(speed)) if line)
+    return "\n".join(line for line in (", ".join(parts), ", ".join(speed), target_line(metrics)) if line)
+
+
+def target_line(metrics: dict[str, float]) -> str:
+    """With ``--stop_at.accuracy``: when the target was reached, counted from the process's start, or that it was
+    not."""
+    if TARGET not in metrics:
+        return ""
+    if SECONDS_TO_TARGET not in metrics:
+        return f"val acc {metrics[TARGET]:.3f} not reached"
+    seconds, epoch = metrics[SECONDS_TO_TARGET], int(metrics[TARGET_EPOCH])
+    return f"val acc {metrics[TARGET]:.3f} reached in epoch {epoch}, {seconds:,.1f} s after the start"
 
 
 def memory_text(mib: float) -> str:

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningCLI, instantiate_class
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 
-from cnn_lightning.callbacks import ConfigPerRun, PredictionCSV, RunCheckpoint
+from cnn_lightning.callbacks import ConfigPerRun, PredictionCSV, RunCheckpoint, StopAtAccuracy
 from cnn_lightning.commands import MODEL_COMMANDS
 from cnn_lightning.commands.checkpoint_fit import check_checkpoint_fits
 from cnn_lightning.commands.cli_defaults import optimizer_hparams, settle_strategy, trainer_defaults
@@ -69,6 +69,7 @@ class CNNLightningCLI(ConfigFromUnnamedCheckpoints, LightningCLI):
         parser.link_arguments("model.init_args.input_size", "data.resize")
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.add_lightning_class_args(PredictionCSV, "predictions")
+        parser.add_lightning_class_args(StopAtAccuracy, "stop_at")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

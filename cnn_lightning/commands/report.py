@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnn_lightning.callbacks.dashboards import SETUP_TAG, parse_setup_markdown
-from cnn_lightning.commands.report_columns import BOOK, peak_memory_cell, run_variant
+from cnn_lightning.commands.report_columns import BOOK, peak_memory_cell, run_variant, time_to_target_cell
 from cnn_lightning.commands.report_studies import STUDY_FILE, check_study_file, repeated_settings_table, study_plots_for
 from cnn_lightning.errors import ConfigError, on_full_disk
 from cnn_lightning.loggers.tags import metric_name
@@ -43,7 +43,7 @@ from cnn_lightning.runs import CONFIG_NAME, is_command_log, run_model
 
 COLUMNS = (
     *("run", "model", "variant", "epochs", "train loss", "train acc", "val acc", "test acc"),
-    *("book test acc", "examples/sec", "peak memory", "parameters"),
+    *("book test acc", "examples/sec", "peak memory", "time to target", "parameters"),
 )
 PLOTS = {
     "accuracy.png": "Training (solid) and validation (dashed) accuracy per epoch",
@@ -157,7 +157,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def markdown_table(runs: list[Run]) -> str:
     """One row per run: the columns of :data:`COLUMNS` plus the device."""
     header = [*COLUMNS, "device"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * 9 + ["---"]) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * 10 + ["---"]) + "|"]
     for run in runs:
         # The book's figure is for its own network on its own data only, not a variant's.
         record = MODELS[run.model].record if run.model in MODELS and run.variant in (None, BOOK) else None
@@ -171,6 +171,7 @@ def markdown_table(runs: list[Run]) -> str:
             str(record.book_accuracy) if record else "—",
             _fmt(run.examples_per_sec, ",.0f"),
             peak_memory_cell(run.last, run.device),
+            time_to_target_cell(run.last),
             _fmt(run.parameters, ","),
             run.device,
         ]

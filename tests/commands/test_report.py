@@ -38,7 +38,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path
             timeout=300,
         )
         assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-        closing[config] = result.stdout.strip().splitlines()[-1]
+        closing[config] = "\n".join(result.stdout.strip().splitlines()[-2:])  # the closing line's two
     return cwd / "lightning_logs", closing
 
 
@@ -64,7 +64,7 @@ def test_report_table_and_plots(runs: tuple[Path, dict[str, str]], capsys: pytes
         # The closing line (3 decimals) and the table (4 decimals) come from the same logged values.
         line = closing[config]
         for label, column in (("loss", "train loss"), ("train acc", "train acc"), ("test acc", "test acc")):
-            printed_value = float(re.search(rf"(?:^|, ){label} ([\d.]+)", line).group(1))
+            printed_value = float(re.search(rf"(?:^|, ){label} ([\d.]+)", line, re.MULTILINE).group(1))
             assert float(row[column]) == pytest.approx(printed_value, abs=6e-4), (label, line)
         assert 0 <= float(row["val acc"]) <= 1
         # Whole-fit examples/sec: the closing line's figure, from the same ThroughputMonitor counters.
@@ -116,7 +116,7 @@ def test_runs_without_setup_text_fall_back_to_config_yaml(
     row = _rows(capsys.readouterr().out)["version_0"]
     assert row[1:6] == ["LeNetBN", "book", "2", "0.3000", "0.7000"]
     # No val logged; the book's figure from the model's record; no memory measured; the accelerator as configured.
-    assert row[6:] == ["—", "0.6800", "0.853 [0.518–0.892]", "320", "—", "44,878", "auto"]
+    assert row[6:] == ["—", "0.6800", "0.853 [0.518–0.892]", "320", "—", "—", "44,878", "auto"]  # no target
 
 
 def test_no_runs_is_a_one_line_error_with_exit_2(tmp_path: Path) -> None:
