@@ -12,6 +12,35 @@ import lightning as L
 from cnn_lightning.training.profiler import NoOpProfiler
 
 
+def evaluation(method: str, split: str) -> Any:
+    """Lightning's ``validate`` or ``test``, described as the CLI means their options (one definition for both)."""
+
+    def evaluate(
+        self: L.Trainer,
+        model: L.LightningModule | None = None,
+        dataloaders: Any = None,
+        ckpt_path: str | Path | None = None,
+        verbose: bool = True,
+        datamodule: L.LightningDataModule | None = None,
+        weights_only: bool | None = None,
+    ) -> list[Mapping[str, float]]:
+        return getattr(L.Trainer, method)(self, model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
+
+    evaluate.__name__ = evaluate.__qualname__ = method
+    evaluate.__doc__ = f"""Perform one evaluation epoch over the {split} set.
+
+        Args:
+            model: the model the checkpoint holds.
+            dataloaders: unused: the data module gives them.
+            ckpt_path: a run folder (``lightning_logs/version_0``: its best checkpoint), a ``.ckpt`` file,
+                or ``best`` / ``last`` (of the newest run of this model).
+            verbose: print the results table.
+            datamodule: the data (``--data.*``).
+            weights_only: how the checkpoint is unpickled (Lightning's).
+        """
+    return evaluate
+
+
 class Trainer(L.Trainer):
     """Lightning's Trainer: devices, precision, epochs, the engine (``--trainer.strategy``), callbacks, logger.
 
@@ -75,49 +104,8 @@ class Trainer(L.Trainer):
         """
         return super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, weights_only)
 
-    def validate(
-        self,
-        model: L.LightningModule | None = None,
-        dataloaders: Any = None,
-        ckpt_path: str | Path | None = None,
-        verbose: bool = True,
-        datamodule: L.LightningDataModule | None = None,
-        weights_only: bool | None = None,
-    ) -> list[Mapping[str, float]]:
-        """Perform one evaluation epoch over the validation set.
-
-        Args:
-            model: the model the checkpoint holds.
-            dataloaders: unused: the data module gives them.
-            ckpt_path: a run folder (``lightning_logs/version_0``: its best checkpoint), a ``.ckpt`` file,
-                or ``best`` / ``last`` (of the newest run of this model).
-            verbose: print the results table.
-            datamodule: the data (``--data.*``).
-            weights_only: how the checkpoint is unpickled (Lightning's).
-        """
-        return super().validate(model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
-
-    def test(
-        self,
-        model: L.LightningModule | None = None,
-        dataloaders: Any = None,
-        ckpt_path: str | Path | None = None,
-        verbose: bool = True,
-        datamodule: L.LightningDataModule | None = None,
-        weights_only: bool | None = None,
-    ) -> list[Mapping[str, float]]:
-        """Perform one evaluation epoch over the test set.
-
-        Args:
-            model: the model the checkpoint holds.
-            dataloaders: unused: the data module gives them.
-            ckpt_path: a run folder (``lightning_logs/version_0``: its best checkpoint), a ``.ckpt`` file,
-                or ``best`` / ``last`` (of the newest run of this model).
-            verbose: print the results table.
-            datamodule: the data (``--data.*``).
-            weights_only: how the checkpoint is unpickled (Lightning's).
-        """
-        return super().test(model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
+    validate = evaluation("validate", "validation")
+    test = evaluation("test", "test")
 
     def predict(
         self,
