@@ -1,8 +1,7 @@
 """TensorBoard dashboards: the pictures the book draws by hand, logged while a run trains.
 
-Tags written (TensorBoard's Time Series, Images, Scalars and Text tabs). The pictures are tagged ``views/…``: Time
-Series sorts its groups by name and opens the first two, which are then ``train`` and ``val``, the curves a student
-looks for (``inputs``, ``test`` and ``activations`` sorted before them and opened pictures instead).
+Tags written. The pictures are tagged ``views/…``: Time Series sorts its groups by name and opens the first two,
+which are then ``train`` and ``val``, the curves (``inputs`` and ``test`` sorted before them: pictures opened).
 
 - ``views/inputs_train_batch``: the first training batch of the fit, after the on-device resize, as a grid; with
   augmentation on (``--data.random_crop_padding`` etc.) the tag is ``views/inputs_train_batch_augmented`` and the
@@ -14,8 +13,7 @@ looks for (``inputs``, ``test`` and ``activations`` sorted before them and opene
 - ``run/setup``: model, parameter count, device, world size, strategy, precision and batch sizes, as resolved by
   the Trainer; ``python -m cnn_lightning report`` reads it back.
 
-The model graph comes from ``TensorBoardLogger(log_graph=True)`` and the hyper-parameters with final metrics from the
-CLI, not from here.
+The model graph comes from ``TensorBoardLogger(log_graph=True)``, the hyper-parameters and final metrics from the CLI.
 """
 
 from __future__ import annotations
