@@ -10,8 +10,7 @@ which are then ``train`` and ``val``, the curves (``inputs`` and ``test`` sorted
   drawn at the height Time Series shows image cards at, so that its text is not shrunk.
 - ``val_class_acc/<class>`` and ``test_class_acc/<class>``: per-class accuracy (recall), one scalar per class.
 - ``views/test_misclassified``: up to ``max_misclassified`` wrong test predictions, true label green, predicted red.
-- ``run/setup``: model, parameter count, device, world size, strategy, precision and batch sizes, as resolved by
-  the Trainer; ``python -m cnn_lightning report`` reads it back.
+- ``run/setup``: model, parameters, device, world size, strategy, precision, batch sizes (``report`` reads it).
 
 The model graph comes from ``TensorBoardLogger(log_graph=True)``, the hyper-parameters and final metrics from the CLI.
 """
