@@ -96,6 +96,8 @@ def test_a_schedule_needs_a_known_length_and_room_after_warmup(data_dir: Path, t
         _fit(data_dir, tmp_path, LeNetBN(lr_schedule="cosine", warmup_epochs=2), epochs=2, batches=2)
     with pytest.raises(ConfigError, match="Nesterov"):
         LeNetBN(nesterov=True)
+    with pytest.raises(ConfigError, match=r"is sized to the run, which has no end \(--trainer.max_epochs -1"):
+        _fit(data_dir, tmp_path, LeNetBN(lr_schedule="cosine"), epochs=-1, batches=2)  # was an OverflowError
 
 
 def test_ema_weights_are_what_evaluation_and_checkpoints_use(data_dir: Path, tmp_path: Path) -> None:
