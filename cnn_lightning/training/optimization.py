@@ -105,9 +105,9 @@ def trainer_schedule(
     total = trainer.estimated_stepping_batches  # also loads the training batches it counts
     if math.isinf(total):  # max_epochs -1 and no max_steps: a schedule sized to the run has no end to reach
         raise ConfigError(
-            f"The learning-rate schedule ({describe_schedule(schedule, warmup_epochs)}) is sized to the run, which has no end "
-            "(--trainer.max_epochs -1 and no --trainer.max_steps). Give --trainer.max_epochs or --trainer.max_steps, "
-            "or use --model.init_args.lr_schedule constant --model.init_args.warmup_epochs 0."
+            f"The learning-rate schedule ({describe_schedule(schedule, warmup_epochs)}) is sized to the run, which "
+            "has no end (--trainer.max_epochs -1 and no --trainer.max_steps). Give --trainer.max_epochs or "
+            "--trainer.max_steps, or use --model.init_args.lr_schedule constant --model.init_args.warmup_epochs 0."
         )
     steps_per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
     # fast_dev_run's single step gets the schedule's shape without its warm-up
