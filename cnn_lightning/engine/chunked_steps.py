@@ -150,10 +150,8 @@ class ChunkedSteps(SingleDeviceStrategy):
         if reason:
             self._say(f"Chunked steps off (one optimizer step per Lightning batch): {reason}.")
         elif self.chunk_steps > 1:
-            self._say(
-                f"Chunked steps: {self.chunk_steps} optimizer steps per Lightning batch "
-                "(--trainer.strategy.steps_per_batch 1: one)."
-            )
+            # One line within 80 columns; --trainer.strategy auto is Lightning's own loop, one step per batch.
+            self._say(f"Chunked steps: {self.chunk_steps} optimizer steps per batch (one: --trainer.strategy auto).")
         if self.cuda_graph:
             self._start_graph(trainer)
 

@@ -97,9 +97,16 @@ def test_the_screen_reads_in_80_columns(data_dir: Path, tmp_path: Path) -> None:
     assert frames and max(len(frame) for frame in frames) <= 80, max(frames, key=len)
     assert all(f"{name}=" in frames[-1] for name in ("loss", "acc", "val_acc", "ex/s")) and "30/30" in frames[-1]
     assert "v_num" not in done.stdout and "`Trainer.fit` stopped" not in done.stdout + done.stderr
-    assert re.split(r"[\r\n]", done.stdout.rstrip())[-1].startswith("loss ")  # the closing line, alone
+    accuracy, speed = re.split(r"[\r\n]", done.stdout.rstrip())[-2:]  # the closing line's two, each alone
+    assert accuracy.startswith("loss ") and "test acc" in accuracy and "examples/sec on cpu" in speed
+    # The bar's last state shows the last epoch's figures, as the closing line does (not the epoch before's).
+    loss, train_acc = re.search(r"^loss ([\d.]+), train acc ([\d.]+)", accuracy).groups()
+    assert f"loss={loss}" in frames[-1] and f" acc={train_acc}" in frames[-1], (frames[-1], accuracy)
     screen = done.stdout + done.stderr
     assert "| net " in screen and "EpochMetrics" not in screen and "Modules in train mode" not in screen
+    assert max(len(line) for line in re.split(r"[\r\n]", screen)) <= 80  # the table and every line of the fit
+    for note in ("Skipping setting a default", "TPU available", "Tip:", "log_every_n_steps"):
+        assert note not in screen, note  # Lightning's notes that leave the user nothing to do
     summary = run_cli("summary", "--config", "lenet.yaml", cwd=tmp_path)
     assert summary.returncode == 0 and summary.stdout.startswith("LeNet (cnn_lightning.models.lenet.LeNet)")
     assert "Seed set to" not in summary.stdout + summary.stderr and "GPU available" not in summary.stderr

@@ -44,7 +44,8 @@ class SteadyProgressBar(TQDMProgressBar):
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         """Loss and accuracy under short names, examples a second while training; not the logger's ``v_num``."""
         metrics = super().get_metrics(trainer, pl_module)
-        shown = {short: metrics[key] for key, short in self.SHORT_NAMES.items() if key in metrics}
+        # Three decimals, as the closing line prints them (Lightning's bar shows three significant digits: 2.32).
+        shown = {short: f"{float(metrics[key]):.3f}" for key, short in self.SHORT_NAMES.items() if key in metrics}
         shown |= {key: value for key, value in metrics.items() if "/" not in key and key != "v_num"}
         bar = self._train_progress_bar if trainer.training else None
         batch = getattr(trainer.datamodule, "batch_size", None)
