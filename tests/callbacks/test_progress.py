@@ -38,6 +38,7 @@ class CountRedraws(L.Callback):
         self.counting = self.counting and args[-1] != self.last
 
 
+@pytest.mark.slow  # two fits timed by the clock, about 12 s: the full suite runs it
 @pytest.mark.parametrize("min_interval", [3600.0, 0.0])
 def test_steps_build_no_profiler_context_and_redraw_the_bar_by_time(
     data_dir: Path, tmp_path: Path, monkeypatch, min_interval: float

@@ -41,6 +41,7 @@ def straight(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return last_checkpoint(root)
 
 
+@pytest.mark.slow  # two fits and a resume, about 20 s: the full suite runs it
 def test_resume_at_epoch_boundary_is_exact(straight: dict, data_dir: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     fit(data_dir, "--trainer.max_epochs", "1")

@@ -19,6 +19,7 @@ from tests.test_errors import fails
 onnxruntime = pytest.importorskip("onnxruntime")
 
 
+@pytest.mark.slow  # two exports run on 1,000 images each, about 35 s: the full suite runs it
 def test_onnx_and_torchscript_agree_with_pytorch(trained: Path, data_dir: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(trained)
     classifier = load_classifier("lightning_logs/version_0")

@@ -77,7 +77,14 @@ def test_fast_dev_run_every_config(
     assert "examples/sec on cpu" in speed
 
 
-@pytest.mark.parametrize("config", ["densenet", "densenet_book", "lenet_bn_scratch"])
+@pytest.mark.parametrize(
+    "config",
+    [  # the DenseNets' steps at 96 px take about 10 s each: the full suite runs them
+        pytest.param("densenet", marks=pytest.mark.slow),
+        pytest.param("densenet_book", marks=pytest.mark.slow),
+        "lenet_bn_scratch",
+    ],
+)
 def test_configs_start_a_logged_run(
     config: str, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

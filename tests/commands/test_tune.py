@@ -166,6 +166,7 @@ def test_five_seeds_give_a_mean_and_std_row(data_dir: Path, tmp_path: Path) -> N
     assert not (tmp_path / "lightning_logs" / "seeds-lenet_bn" / "seed_5").exists()
 
 
+@pytest.mark.slow  # a subprocess per space, about 8 s each: the full suite runs them
 @pytest.mark.parametrize(
     ("space", "message"),
     [

@@ -92,6 +92,7 @@ def test_optimizer_and_scheduler_come_from_the_config(data_dir: Path, tmp_path: 
     assert cli.model.criterion.label_smoothing == 0.1
 
 
+@pytest.mark.slow  # whole-epoch fits, about 15 s: the full suite runs it
 def test_epoch_metrics_weigh_every_example_once(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
