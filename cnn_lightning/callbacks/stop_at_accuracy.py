@@ -41,7 +41,7 @@ _IMPORTED = time.time()
 
 
 class StopAtAccuracy(EarlyStopping):
-    """Stop training once ``monitor`` (validation accuracy) first reaches ``accuracy``; ``None`` never stops.
+    """Stop training when validation accuracy first reaches ``accuracy`` (None: never).
 
     Args:
         accuracy: the target, e.g. 0.806 (the book's median test accuracy for LeNet).

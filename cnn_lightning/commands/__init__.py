@@ -35,7 +35,7 @@ MODEL_COMMANDS: dict[str, set[str]] = {
 # What --help says of each command: the first sentence of its method's or function's docstring (tested to agree),
 # kept here so that the list answers at once, before torch and Lightning load.
 DESCRIPTIONS: dict[str, str] = {
-    "fit": "Train the model (checkpoints and TensorBoard logs in a new run folder), then test it",
+    "fit": "Train the model, then test it; checkpoints and logs go to a new run folder",
     "validate": "Perform one evaluation epoch over the validation set",
     "test": "Perform one evaluation epoch over the test set",
     "predict": "Run inference on your data",

@@ -42,7 +42,7 @@ def evaluation(method: str, split: str) -> Any:
 
 
 class Trainer(L.Trainer):
-    """Lightning's Trainer: devices, precision, epochs, the engine (``--trainer.strategy``), callbacks, logger.
+    """Lightning's Trainer: devices, precision, epochs, engine, callbacks, logger.
 
     The project's model commands are its methods, so that LightningCLI parses ``summary`` and ``export`` as it parses
     ``fit``; ``fit``, ``validate``, ``test`` and ``predict`` are Lightning's, described as the CLI means them.
@@ -89,7 +89,7 @@ class Trainer(L.Trainer):
         ckpt_path: str | Path | None = None,
         weights_only: bool | None = None,
     ) -> None:
-        """Train the model (checkpoints and TensorBoard logs in a new run folder), then test it.
+        """Train the model, then test it; checkpoints and logs go to a new run folder.
 
         Each epoch is validated; the test of the final weights ends with the book's closing line.
 

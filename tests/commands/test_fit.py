@@ -130,9 +130,9 @@ def test_one_command_system_lists_and_parses_every_command(capsys, tmp_path: Pat
     shown = capsys.readouterr().out
     usage, summary = shown.split("\n\n")[:2]
     assert usage.startswith("usage: python -m cnn_lightning fit [--config FILE]") and "--ckpt_path" in usage
-    assert all(len(line) <= 80 for line in usage.splitlines()) and summary.startswith("Train the model")
+    assert all(len(line) <= 80 for line in usage.splitlines()) and summary.startswith("Train the model, then test it")
     assert "resume a stopped or finished run in place" in shown and "hpc" not in shown  # the project's ckpt_path
-    assert "Lightning's Trainer: devices, precision" in shown and "LightningCLI parses" not in shown
+    assert "Lightning's Trainer: devices, precision, epochs" in shown and "LightningCLI parses" not in shown
     options = tmp_path / "report.yaml"  # every command takes --config, the run commands too
     options.write_text(f"out: {tmp_path / 'out'}\n")
     with pytest.raises(SystemExit) as stop:
