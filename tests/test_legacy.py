@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from cnn_lightning import load_classifier
+from cnn_lightning.__main__ import main
 from cnn_lightning.runs import load_checkpoint
 from tests.conftest import run_cli
 
@@ -132,13 +133,15 @@ def test_classifier_load_from_checkpoint_builds_the_class_the_checkpoint_names()
     assert type(DenseNet.load_from_checkpoint(FIXTURE / "checkpoints" / "last.ckpt")) is DenseNet
 
 
-@pytest.mark.slow  # three whole CLI processes, 19 s: the full suite runs it
-def test_report_overwrite_is_a_flag(legacy_run: Path) -> None:
-    first = run_cli("report", "lightning_logs", "--out", "out", cwd=legacy_run)
-    assert first.returncode == 0, first.stderr[-2000:]
-    again = run_cli("report", "lightning_logs", "--out", "out", "--overwrite", cwd=legacy_run)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "--overwrite" in run_cli("report", "lightning_logs", "--out", "out", cwd=legacy_run).stderr
+def test_report_overwrite_is_a_flag(
+    legacy_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(legacy_run)
+    main(["report", "lightning_logs", "--out", "out"])
+    main(["report", "lightning_logs", "--out", "out", "--overwrite"])  # a flag: no value needed
+    with pytest.raises(SystemExit) as refused:
+        main(["report", "lightning_logs", "--out", "out"])
+    assert refused.value.code == 2 and "--overwrite" in capsys.readouterr().err
 
 
 FIXTURE_0_2_0 = Path(__file__).parent / "fixtures" / "lenet_run_0.2.0"
