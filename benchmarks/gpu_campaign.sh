@@ -8,6 +8,7 @@
 #   FIT_TIMEOUT=560 bash benchmarks/gpu_campaign.sh table recipes/resnet   # a recipe (README "Beyond the book")
 #   bash benchmarks/gpu_campaign.sh memory   # the 2 GiB cap: the book's DenseNet OOMs, densenet.yaml trains
 #   bash benchmarks/gpu_campaign.sh speed LeNet ResNet ...   # the book's loop against ours
+#   bash benchmarks/gpu_campaign.sh time_to_accuracy LeNet ResNet ...   # whole process to the book's accuracy
 #   bash benchmarks/gpu_campaign.sh overhead # the framework's tax: bare loop, ours (chunked steps), ours with one
 #                                            # step per batch (ours1), ours with the chunks' CUDA graph, lean
 #   bash benchmarks/gpu_campaign.sh graph_tests  # the CUDA graph's tests (replay = eager chunks, resume, no sync)
@@ -83,6 +84,12 @@ speed() {
     --variant "${VARIANT:-bf16=--trainer.precision bf16-mixed}" \
     --variant 'one_step=--trainer.precision bf16-mixed --trainer.strategy.steps_per_batch 1' \
     --variant 'graphed=--trainer.precision bf16-mixed --trainer.strategy.cuda_graph true' 2>&1 | tee -a "$OUT/speed.log"
+}
+
+time_to_accuracy() {
+  machine | tee "$OUT/time-to-accuracy.log"
+  timeout "${TTA_TIMEOUT:-560}" $py benchmarks/time_to_accuracy.py --device cuda --data-dir data \
+    --seeds ${SEEDS:-0 1 2} --models ${*:-LeNet LeNetBN} 2>&1 | tee -a "$OUT/time-to-accuracy.log"
 }
 
 overhead() {
