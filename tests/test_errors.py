@@ -124,6 +124,7 @@ def test_corrupt_checkpoint_is_refused_and_kept(lenet_checkpoint: Path, in_tmp: 
     assert broken.stat().st_size == 5000
 
 
+@pytest.mark.slow  # whole CLI processes or fits, about 10 s: the full suite runs it
 def test_process_exit_code_and_no_traceback() -> None:
     result = run_cli("fit", "--config", "lenet.yaml", "--model.init_args.lr", "0")
     assert result.returncode == 2

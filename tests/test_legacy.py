@@ -87,6 +87,7 @@ def legacy_run(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow  # whole CLI processes or fits, about 10 s: the full suite runs it
 def test_saved_run_resumes_in_place(legacy_run: Path, data_dir: Path) -> None:
     run = legacy_run / "lightning_logs" / "version_0"
     result = run_cli(
@@ -133,6 +134,7 @@ def test_classifier_load_from_checkpoint_builds_the_class_the_checkpoint_names()
     assert type(DenseNet.load_from_checkpoint(FIXTURE / "checkpoints" / "last.ckpt")) is DenseNet
 
 
+@pytest.mark.slow  # whole CLI processes or fits, about 10 s: the full suite runs it
 def test_report_overwrite_is_a_flag(
     legacy_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
@@ -162,6 +164,7 @@ def test_the_0_2_0_fixture_holds_the_settings_that_moved() -> None:
     assert last["global_step"] == 12 and last["hyper_parameters"]["steps_per_batch"] == 4
 
 
+@pytest.mark.slow  # whole CLI processes or fits, about 10 s: the full suite runs it
 def test_a_run_of_0_2_0_resumes_in_place_with_its_engine_settings(run_0_2_0: Path, data_dir: Path) -> None:
     """Its last.ckpt stands mid-epoch at step 12, saved inside chunks of 4: resumed with the chunks its config asked
     for (now the strategy's), once told which settings were translated and until which version."""

@@ -51,6 +51,7 @@ def _image(events: EventAccumulator, tag: str, index: int = -1) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(events.Images(tag)[index].encoded_image_string)))
 
 
+@pytest.mark.slow  # whole CLI processes or fits, about 10 s: the full suite runs it
 def test_input_grid_shows_resized_training_images(events: EventAccumulator) -> None:
     (entry,) = events.Images("views/inputs_train_batch")
     # make_grid: 8 columns of SIZE-pixel cells with 2-pixel borders; 64 images fill 8 rows.

@@ -54,6 +54,7 @@ def test_predict_writes_the_test_set_and_matches_test(trained: Path, data_dir: P
     assert {"verdict_eval_test/acc", "train/loss"} <= set(events.Tags()["scalars"]) and len(events.Graph().node) > 0
 
 
+@pytest.mark.slow  # whole CLI processes or fits, about 10 s: the full suite runs it
 def test_own_photos_score_as_the_same_images_in_the_dataset(
     trained: Path, data_dir: Path, monkeypatch, capsys, recwarn
 ) -> None:
@@ -137,6 +138,7 @@ def test_predictions_on_a_full_disk_are_one_line_and_leave_no_file(
     assert not target.exists() and small_disk.leftovers() == []
 
 
+@pytest.mark.slow  # whole CLI processes or fits, about 10 s: the full suite runs it
 def test_a_checkpoint_outside_its_run_is_used_through_the_class_it_names(
     tmp_path: Path, data_dir: Path, monkeypatch, capsys
 ) -> None:

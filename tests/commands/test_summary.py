@@ -158,6 +158,7 @@ def test_scratch_batch_norm_and_checkpointing_are_measured() -> None:
     assert efficient.activation_bytes < 0.7 * plain.activation_bytes
 
 
+@pytest.mark.slow  # whole CLI processes or fits, about 10 s: the full suite runs it
 def test_cli_prints_the_table_for_a_config() -> None:
     result = run_cli("summary", "--config", "densenet.yaml", timeout=120)
     assert result.returncode == 0, result.stderr

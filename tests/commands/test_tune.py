@@ -203,6 +203,7 @@ def test_bad_storage_and_another_space_leave_the_study_untouched(tmp_path: Path)
     assert study.user_attrs["space"] == '{"other": 1}' and not study.trials
 
 
+@pytest.mark.slow  # whole CLI processes or fits, about 10 s: the full suite runs it
 def test_a_study_on_a_full_disk_is_one_line(tmp_path: Path, small_disk: SmallDisk) -> None:
     (tmp_path / "space.yaml").write_text(SPACE)
     small_disk.fill()
