@@ -1,6 +1,6 @@
-"""Each network's structure as settings (issue 34): the defaults are the book's networks exactly, the settings build
-the variants the book's exercises ask for (checked against the papers' layouts through torchvision); what a
-says what differs from the book instead of claiming its figures."""
+"""Each network's structure as settings (issue 34): the defaults are the book's networks exactly, and the settings
+build the variants the book's exercises ask for (checked against the papers' layouts through torchvision); what a
+variant says of itself: test_variant_labels.py."""
 
 from __future__ import annotations
 
