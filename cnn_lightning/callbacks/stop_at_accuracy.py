@@ -18,6 +18,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping
 
+from cnn_lightning.errors import ConfigError
+
 # Final metrics' names (HParams: verdict/…, report: the time column).
 TARGET = "target_accuracy"
 SECONDS_TO_TARGET = "seconds_to_target"
@@ -50,8 +52,6 @@ class StopAtAccuracy(EarlyStopping):
 
     def __init__(self, accuracy: float | None = None, monitor: str = "val/acc") -> None:
         if accuracy is not None and not 0.0 < accuracy <= 1.0:
-            from cnn_lightning.errors import ConfigError
-
             raise ConfigError(f"--stop_at.accuracy takes a fraction in (0, 1], got {accuracy}.")
         super().__init__(
             monitor=monitor,

@@ -175,7 +175,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
         if isinstance(batch, torch.Tensor):  # the model's example_input_array, already float and sized
             return batch
         images, labels, *index = batch
-        images = resize_batch(images, self.resize)
         training = self.trainer is not None and self.trainer.training
-        images = self.augmentation(images) if training else self.augmentation.evaluate(images)
-        return (images, labels, *index)
+        return (self.model_images(images, training=training), labels, *index)
+
+    def model_images(self, images: torch.Tensor, *, size: int | None = None, training: bool = False) -> torch.Tensor:
+        """uint8 images (on the model's device) as the model takes them: resized (to ``size``, default this data
+        module's), augmented while ``training``, else standardized where this data module standardizes."""
+        images = resize_batch(images, size or self.resize)
+        return self.augmentation(images) if training else self.augmentation.evaluate(images)

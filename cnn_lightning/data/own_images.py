@@ -126,7 +126,8 @@ def fashion_mnist_look(image: Image.Image, invert: Invert = "auto") -> torch.Ten
     level, spread = background(gray)
     negate = invert is True or (invert == "auto" and level > 127.5)  # a light background: a dark object, negated
     if gray.shape == (SIZE, SIZE):  # already made as the dataset's images are: taken as it is
-        return torch.from_numpy(gray.clip(0, 255).round().astype(np.uint8) ^ (255 if negate else 0))
+        pixels = gray.clip(0, 255).round().astype(np.uint8)
+        return torch.from_numpy(255 - pixels if negate else pixels)
     pixels = fitted(trimmed(gray, level, spread), level).astype(np.float64)
     shown = 255.0 - pixels if negate else pixels
     shown *= 255.0 / max(float(shown.max()), 1.0)

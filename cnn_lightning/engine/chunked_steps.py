@@ -24,7 +24,7 @@ fit's start also keeps Python's collector off the objects that outlive it (``gc.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain, islice
 from typing import Any
 
@@ -123,7 +123,7 @@ class ChunkedSteps(SingleDeviceStrategy):
         self.chunk_steps = 1  # what the current fit runs (decided in setup)
         self.graph: ChunkGraph | None = None
         self._said: set[str] = set()
-        self._own_transfer: Any = None  # how a chunk's batch is moved and prepared (exactness.direct_transfer)
+        self._own_transfer: Callable[[Any, int], Any] | None = None  # after the move (exactness.direct_transfer)
         self._parallel_devices: list[torch.device] | None = None
 
     @property
@@ -217,8 +217,7 @@ class ChunkedSteps(SingleDeviceStrategy):
         if self._own_transfer is None:
             batch = super().batch_to_device(raw)
         else:
-            batch = move_data_to_device(raw, self.root_device)
-            batch = batch if self._own_transfer is False else self._own_transfer(batch, 0)
+            batch = self._own_transfer(move_data_to_device(raw, self.root_device), 0)
         chunk.first = batch if chunk.first is None else chunk.first
         chunk.examples += extract_batch_size(batch)
         return batch

@@ -117,10 +117,10 @@ def hook_seeing_batches(trainer: L.Trainer) -> str | None:
     return None
 
 
-def direct_transfer(trainer: L.Trainer) -> Any:
-    """What Lightning's batch-transfer dispatch would call for each batch, where the engine may call it directly:
-    ``False`` (only the default move to the device), the data module's own ``on_after_batch_transfer`` (after the
-    move); ``None`` where the model or the data module moves batches its own way (Lightning's dispatch then)."""
+def direct_transfer(trainer: L.Trainer) -> Callable[[Any, int], Any] | None:
+    """What Lightning's batch-transfer dispatch would call after its default move to the device, where the engine
+    may call it directly: the data module's own ``on_after_batch_transfer``, or nothing (a batch passed as it is);
+    ``None`` where the model or the data module moves batches its own way (Lightning's dispatch then)."""
     model, datamodule = trainer.lightning_module, trainer.datamodule
     moves = ("transfer_batch_to_device", "on_after_batch_transfer")
     if any(overrides(model, hook, L.LightningModule) for hook in moves) or (
@@ -129,7 +129,11 @@ def direct_transfer(trainer: L.Trainer) -> Any:
         return None
     if datamodule is not None and overrides(datamodule, moves[1], L.LightningDataModule):
         return datamodule.on_after_batch_transfer
-    return False
+    return _as_moved
+
+
+def _as_moved(batch: Any, dataloader_idx: int) -> Any:
+    return batch
 
 
 def why_not_chunked(trainer: L.Trainer) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from cnn_lightning.data.datamodule import FashionMNISTDataModule
 from cnn_lightning.data.resident_batches import resize_batch
 
 
@@ -22,11 +23,12 @@ def prepared(model: Any, images: torch.Tensor) -> torch.Tensor:
     trains with standardizes: ``--data.normalize``), a float ``[B, H, W]`` given its channel, and NHWC where the
     model uses ``channels_last``."""
     if images.dtype == torch.uint8:
-        images = resize_batch(images.reshape(-1, *images.shape[-2:]).to(model.device), model.input_size)
-        trainer = model._trainer  # None once loaded on its own: then there is no data module to ask
-        augmentation = getattr(getattr(trainer, "datamodule", None), "augmentation", None)
-        if augmentation is not None:
-            images = augmentation.evaluate(images)
+        images = images.reshape(-1, *images.shape[-2:]).to(model.device)
+        datamodule = getattr(model._trainer, "datamodule", None)  # none once the model is loaded on its own
+        if isinstance(datamodule, FashionMNISTDataModule):
+            images = datamodule.model_images(images, size=model.input_size)  # its evaluation path
+        else:
+            images = resize_batch(images, model.input_size)
     elif images.ndim == 3:
         images = images.unsqueeze(1)
     if model.channels_last:

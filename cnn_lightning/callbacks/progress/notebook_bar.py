@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -23,8 +24,8 @@ def in_jupyter_kernel() -> bool:
 class DisplayedTqdm(tqdm):
     """tqdm's bar drawn into one output of the notebook cell (IPython's ``display`` with a ``display_id``, updated in
     place), with no widget library: tqdm's terminal bar sends each redraw as a new piece of output, carriage returns
-    and all, and its nested bars' cursor moves show as stray ``[A``. Only ``display`` and ``close`` differ from tqdm's
-    (tqdm's own extension points, as ``tqdm.notebook`` uses them); the text is tqdm's ``format_meter``.
+    and all, and its nested bars' cursor moves show as stray ``[A``. Only ``display`` differs from tqdm's (tqdm's own
+    extension point, as ``tqdm.notebook`` uses it); the text is tqdm's ``format_meter``.
 
     Args:
         handle: an output to draw into (a later bar of the same kind reuses its predecessor's, so that a fit's
@@ -68,8 +69,11 @@ class NotebookProgressBar(SteadyProgressBar):
         super().setup(trainer, pl_module, stage)
         self._outputs = {}  # a new cell's run: new outputs there, never an update of an earlier cell's
 
-    def _bar(self, kind: str, description: str, *, leave: bool) -> tqdm:
-        """A bar of ``kind`` drawn into that kind's output of this stage (a new one for its first bar)."""
+    def _bar(self, terminal: Callable[[], Any], kind: str, description: str, *, leave: bool) -> Any:
+        """In a kernel, a bar of ``kind`` drawn into that kind's output of this stage (a new one for its first bar);
+        elsewhere ``terminal``'s, the terminal bar."""
+        if not in_jupyter_kernel():
+            return terminal()
         bar = DisplayedTqdm(
             desc=description,
             disable=self.is_disabled,
@@ -83,27 +87,18 @@ class NotebookProgressBar(SteadyProgressBar):
         return bar
 
     def init_sanity_tqdm(self) -> Any:
-        if not in_jupyter_kernel():
-            return super().init_sanity_tqdm()
-        return self._bar("validation", self.sanity_check_description, leave=False)
+        return self._bar(super().init_sanity_tqdm, "validation", self.sanity_check_description, leave=False)
 
     def init_train_tqdm(self) -> Any:
-        if not in_jupyter_kernel():
-            return super().init_train_tqdm()
-        return self._bar("train", self.train_description, leave=True)
+        return self._bar(super().init_train_tqdm, "train", self.train_description, leave=True)
 
     def init_validation_tqdm(self) -> Any:
-        if not in_jupyter_kernel():
-            return super().init_validation_tqdm()
         # Alone (validate) it stays; inside a fit it clears, as the terminal's does.
-        return self._bar("validation", self.validation_description, leave=self.trainer.state.fn == "validate")
+        alone = self.trainer.state.fn == "validate"
+        return self._bar(super().init_validation_tqdm, "validation", self.validation_description, leave=alone)
 
     def init_test_tqdm(self) -> Any:
-        if not in_jupyter_kernel():
-            return super().init_test_tqdm()
-        return self._bar("test", self.test_description, leave=False)
+        return self._bar(super().init_test_tqdm, "test", self.test_description, leave=False)
 
     def init_predict_tqdm(self) -> Any:
-        if not in_jupyter_kernel():
-            return super().init_predict_tqdm()
-        return self._bar("predict", self.predict_description, leave=False)
+        return self._bar(super().init_predict_tqdm, "predict", self.predict_description, leave=False)
