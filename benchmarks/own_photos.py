@@ -1,6 +1,6 @@
 """Own photos against the same images as Fashion-MNIST has them: accuracy of a trained model on both.
 
-    python benchmarks/own_photos.py --ckpt lightning_logs/version_0 --count 500
+    python benchmarks/own_photos.py --ckpt lightning_logs/lenet/version_0 --count 500
 
 The photos are test images re-rendered as catalogue photos (tests/data/catalogue_photos.py); each goes through
 ``load_classifier``'s preprocessing, as ``predict --data.predict_path`` does.

@@ -1,7 +1,7 @@
 """Classify from Python: load a run or checkpoint once, then pass tensors or image files.
 
 from cnn_lightning import load_classifier
-classify = load_classifier("lightning_logs/version_0")        # its best checkpoint
+classify = load_classifier("lightning_logs/lenet/version_0")        # its best checkpoint
 for p in classify(["shoe.jpg", "photos/"]):                    # files, folders, globs, or a uint8 tensor
     print(p.source, p.prediction, f"{p.probability:.2f}")
 """
@@ -71,7 +71,8 @@ class ImageClassifier:
             images = images.unsqueeze(1)
         if self.normalized:
             images = normalize(images, *self.normalized)
-        return self.model(images).float().softmax(dim=1).cpu()
+        judge = getattr(self.model, "evaluation_logits", self.model)  # a Classifier's test-time flips, if set
+        return judge(images).float().softmax(dim=1).cpu()
 
     def __call__(
         self, inputs: torch.Tensor | str | Path | Sequence[str | Path], invert: Invert = "auto"

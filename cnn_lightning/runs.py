@@ -1,7 +1,9 @@
 """Runs and their checkpoints, found in one place: ``last``, ``best``, a run folder, a run's saved config and the
 model class a run or checkpoint holds. ``fit``, ``validate``, ``test``, ``predict``, ``export`` and ``report`` use
-it. A run is a ``version_N`` folder under the logger's root, with ``config.yaml`` (saved by LightningCLI) and
-``checkpoints/``; where a run's ``config.yaml`` says which model it trained, no checkpoint is opened to find out.
+it. A run is a ``NAME/version_N`` folder under the logger's root (``lightning_logs/lenet/version_0``, NAME its
+config's or its model's; earlier versions wrote ``lightning_logs/version_N``, found too), with ``config.yaml``
+(saved by LightningCLI) and ``checkpoints/``; where a run's ``config.yaml`` says which model it trained, no
+checkpoint is opened to find out.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only`` (no arbitrary code); refuse a missing, corrupt or foreign file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"Checkpoint {path} does not exist. List runs with: ls lightning_logs/*/checkpoints")
+        raise ConfigError(f"Checkpoint {path} does not exist. List runs with: ls -d lightning_logs/*/version_*")
     import torch  # here, not at the top: finding runs and configs needs no torch
 
     try:
@@ -114,6 +116,11 @@ def is_command_log(folder: Path) -> bool:
     return folder.parent.name in COMMAND_FOLDERS and run_folder(folder.parent.parent) == folder.parent.parent
 
 
+def runs_under(log_root: Path) -> list[Path]:
+    """The run folders under a logger's root: ``NAME/version_N``, and ``version_N`` as earlier versions wrote them."""
+    return [path for path in (*log_root.glob("version_*"), *log_root.glob("*/version_*")) if path.is_dir()]
+
+
 def next_version(root: Path) -> Path:
     """``root/version_N`` for the first N not taken: a new run's folder (not created here)."""
     taken = {int(path.name[8:]) for path in root.glob("version_*") if path.name[8:].isdigit()}
@@ -183,7 +190,7 @@ def newest_checkpoint(log_root: Path, class_path: str | None, kind: str) -> Path
     """``kind`` (``last`` or ``best``) checkpoint of the newest run under ``log_root`` that trained
     ``class_path``; runs are told apart by their ``config.yaml``, checkpoints are opened only for runs without one."""
     find = last_checkpoint if kind == "last" else best_checkpoint
-    found = [(path, run) for run in log_root.glob("version_*") if (path := find(run)) is not None]
+    found = [(path, run) for run in runs_under(log_root) if (path := find(run)) is not None]
     for path, run in sorted(found, key=lambda item: item[0].stat().st_mtime, reverse=True):
         held = run_model(run) if (run / CONFIG_NAME).is_file() else checkpoint_model(load_checkpoint(path))
         if class_path is None or same_model(held, class_path):
@@ -200,7 +207,7 @@ def resolve_checkpoint(requested: str, *, subcommand: str, class_path: str | Non
         if path is None:
             what = LAST_NAME if requested == "last" else BEST_PATTERN
             raise ConfigError(
-                f"--ckpt_path {requested}: no {what}{model} under {log_root}/version_*/checkpoints. "
+                f"--ckpt_path {requested}: no {what}{model} under {log_root}/*/version_*/checkpoints. "
                 "Train one first, or pass a checkpoint file."
             )
         return path

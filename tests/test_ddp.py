@@ -178,7 +178,7 @@ def test_predict_under_ddp_writes_one_file_in_source_order(tmp_path: Path, data_
                       "--trainer.enable_progress_bar=false", cwd=tmp_path)  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-2000:]
     result = run_cli(
-        *("predict", "--ckpt_path=lightning_logs/version_0", f"--data.data_dir={data_dir}"),
+        *("predict", "--ckpt_path=lightning_logs/lenet/version_0", f"--data.data_dir={data_dir}"),
         *("--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"),
         *("--trainer.enable_progress_bar=false", "--data.batch_size=512"),
         cwd=tmp_path,

@@ -108,7 +108,7 @@ def lenet_checkpoint(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
                 "cpu",
             ]
         )
-    return next(root.glob("lightning_logs/version_*/checkpoints/last.ckpt"))
+    return next(root.glob("lightning_logs/*/version_*/checkpoints/last.ckpt"))
 
 
 def test_checkpoint_of_another_architecture(lenet_checkpoint: Path, in_tmp: Path, capsys) -> None:

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from jsonargparse import Namespace
 
+from cnn_lightning.commands.config_files import CONFIG_DIRS, resolve_config
+from cnn_lightning.commands.run_folders import run_name
 from cnn_lightning.errors import ConfigError
-from cnn_lightning.runs import load_checkpoint
+from cnn_lightning.runs import load_checkpoint, reserve_run_folder, runs_under
 from tests.conftest import REPO
 
 
@@ -46,11 +49,40 @@ def test_fits_started_together_get_a_folder_each(tmp_path: Path, data_dir: Path)
     ]  # fmt: skip
     for run in runs:
         assert run.wait(timeout=300) == 0, run.stderr.read()[-2000:]
-    folders = sorted((tmp_path / "lightning_logs").iterdir())
+    folders = sorted((tmp_path / "lightning_logs" / "lenet").iterdir())
     assert [folder.name for folder in folders] == ["version_0", "version_1", "version_2"]
     for folder in folders:
         assert sorted(path.name for path in folder.glob("config*.yaml")) == ["config.yaml"]
         assert (folder / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("configs", "model", "name"),
+    [
+        (["lenet.yaml"], None, "lenet"),
+        (["exercises/7.6-2.2-channels"], None, "exercises-7.6-2.2-channels"),
+        (["densenet.yaml", "recipes/densenet.yaml"], None, "densenet+recipes-densenet"),
+        ([], "cnn_lightning.models.DenseNet", "densenet"),
+        ([], None, "run"),
+    ],
+)
+def test_a_run_is_named_by_its_configs_or_its_model(
+    configs: list[str], model: str | None, name: str, tmp_path: Path
+) -> None:
+    paths = [resolve_config(config) for config in configs]
+    config = Namespace(config=paths, model=Namespace(class_path=model) if model else None)
+    assert run_name(config, CONFIG_DIRS) == name
+    own = tmp_path / "my experiment.yaml"  # a config of the user's own, anywhere: its file name
+    assert run_name(Namespace(config=[str(own)], model=None), CONFIG_DIRS) == "my experiment"
+
+
+def test_runs_of_this_and_earlier_versions_are_found(tmp_path: Path) -> None:
+    """``lightning_logs/NAME/version_N`` and an earlier version's ``lightning_logs/version_N`` alike."""
+    for run in ("version_0", "lenet/version_0", "densenet/version_3", "tune-x/trial_0000"):
+        (tmp_path / run).mkdir(parents=True)
+    found = sorted(path.relative_to(tmp_path).as_posix() for path in runs_under(tmp_path))
+    assert found == ["densenet/version_3", "lenet/version_0", "version_0"]
+    assert reserve_run_folder(tmp_path / "lenet").relative_to(tmp_path).as_posix() == "lenet/version_1"
 
 
 def test_a_checkpoint_that_would_run_code_is_refused_as_such(tmp_path: Path) -> None:

@@ -74,11 +74,11 @@ def test_ctrl_c_during_a_fits_validation(data_dir: Path, tmp_path: Path) -> None
                      "--trainer.limit_train_batches", "2", "--trainer.num_sanity_val_steps", "0",
                      "--data.eval_batch_size", "1", "--checkpoint.last_every_n_steps", "2",
                      "--trainer.enable_progress_bar", "false"], tmp_path)  # fmt: skip
-    wait_for("lightning_logs/version_0/checkpoints/last.ckpt", tmp_path, process)  # training is over
+    wait_for("lightning_logs/lenet/version_0/checkpoints/last.ckpt", tmp_path, process)  # training is over
     time.sleep(0.5)
     output = stopped(process, signal.SIGINT)
-    assert "Resume with: python -m cnn_lightning fit --ckpt_path lightning_logs/version_0" in output
-    assert load_checkpoint(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt")["global_step"] == 2
+    assert "Resume with: python -m cnn_lightning fit --ckpt_path lightning_logs/lenet/version_0" in output
+    assert load_checkpoint(tmp_path / "lightning_logs/lenet/version_0/checkpoints/last.ckpt")["global_step"] == 2
 
 
 @pytest.mark.slow
@@ -99,6 +99,6 @@ def test_a_second_ctrl_c_aborts_with_130(data_dir: Path, tmp_path: Path) -> None
     args = ["fit", "--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.accelerator", "cpu",
             "--checkpoint.last_every_n_steps", "2", "--trainer.enable_progress_bar", "false"]  # fmt: skip
     process = start(args, tmp_path)
-    wait_for("lightning_logs/version_0/checkpoints/last.ckpt", tmp_path, process)
+    wait_for("lightning_logs/lenet/version_0/checkpoints/last.ckpt", tmp_path, process)
     output = stopped(process, signal.SIGINT, signal.SIGINT)
     assert "Ctrl+C: stopping after this batch and saving last.ckpt" in output

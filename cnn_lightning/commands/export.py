@@ -24,6 +24,7 @@ from cnn_lightning.data.datasets import checkpoint_normalization
 from cnn_lightning.errors import ConfigError, UserFacingError, on_full_disk
 from cnn_lightning.output_places import check_folder, check_new_file, new_file
 from cnn_lightning.runs import load_checkpoint, run_folder
+from cnn_lightning.training.test_time_flip import flip_averaged_probabilities
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 # What a user's picture needs before the graph takes it: what cnn_lightning.data.own_images does for predict.
@@ -46,9 +47,16 @@ class ExportMismatchError(UserFacingError):
 class ExportedClassifier(nn.Module):
     """Preprocessing, network and softmax in one module: uint8 ``[N, 1, 28, 28]`` → probabilities ``[N, C]``."""
 
-    def __init__(self, net: nn.Module, input_size: int, *, normalized: bool | tuple[float, float] = False) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        input_size: int,
+        *,
+        normalized: bool | tuple[float, float] = False,
+        test_time_flip: bool = False,
+    ) -> None:
         super().__init__()
-        self.net, self.input_size = net, input_size
+        self.net, self.input_size, self.test_time_flip = net, input_size, test_time_flip
         # The training set's (mean, std) where training standardized (True: Fashion-MNIST's).
         self.normalized = (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if normalized is True else normalized
 
@@ -58,7 +66,8 @@ class ExportedClassifier(nn.Module):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
             x = x.round().clamp(0, 255)
         x = x / 255
-        return self.net(normalize(x, *self.normalized) if self.normalized else x).softmax(dim=1)
+        x = normalize(x, *self.normalized) if self.normalized else x
+        return flip_averaged_probabilities(self.net, x) if self.test_time_flip else self.net(x).softmax(dim=1)
 
 
 def metadata(
@@ -70,7 +79,8 @@ def metadata(
         "checkpoint": str(checkpoint),
         "class_names": json.dumps(categories),
         "input": "image: uint8 [batch, 1, 28, 28], values 0-255, a light object on a dark background",
-        "output": "probabilities: float32 [batch, classes], softmax; argmax is the predicted class",
+        "output": "probabilities: float32 [batch, classes], softmax; argmax is the predicted class"
+        + ("; the mean of the image's and its left-right mirror's" if model.hparams.get("test_time_flip") else ""),
         "input_size": str(model.input_size),
         "preprocessing_in_graph": f"bilinear resize to {model.input_size}x{model.input_size}, round, / 255"
         + (f", (x - {normalized[0]:.6g}) / {normalized[1]:.6g}" if normalized else ""),
@@ -91,7 +101,9 @@ def export_model(
     categories = list(checkpoint.get("categories") or model.categories)
     model.net.to(memory_format=torch.contiguous_format)
     normalized = checkpoint_normalization(checkpoint)  # the training set's statistics, as the checkpoint keeps them
-    wrapper = ExportedClassifier(model.net, model.input_size, normalized=normalized or False).eval().float()
+    flips = bool(model.hparams.get("test_time_flip"))
+    wrapper = ExportedClassifier(model.net, model.input_size, normalized=normalized or False, test_time_flip=flips)
+    wrapper = wrapper.eval().float()
     path = _target(Path(ckpt_path), format, output)
     try:
         info = metadata(model, categories, Path(ckpt_path), normalized=normalized)

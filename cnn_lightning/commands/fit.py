@@ -21,16 +21,19 @@ from cnn_lightning.commands import MODEL_COMMANDS
 from cnn_lightning.commands.checkpoint_fit import check_checkpoint_fits
 from cnn_lightning.commands.cli_defaults import optimizer_hparams, settle_strategy, trainer_defaults
 from cnn_lightning.commands.closing_line import closing_line, final_metrics
-from cnn_lightning.commands.config_files import resolve_config_args
+from cnn_lightning.commands.config_files import CONFIG_DIRS, resolve_config_args
 from cnn_lightning.commands.messages import explain_trainer_error, option_names, unknown_option
 from cnn_lightning.commands.preflight import check_before_run
 from cnn_lightning.commands.run_folders import (
+    DEFAULT_LOGGER_NAME,
     LOGGING_COMMANDS,
     check_run_place,
     continue_in_run_folder,
     is_tensorboard,
     log_into,
     logger_root,
+    named_runs,
+    run_name,
 )
 from cnn_lightning.commands.trainer import Trainer
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
@@ -96,17 +99,23 @@ class CNNLightningCLI(ConfigFromUnnamedCheckpoints, LightningCLI):
             )
 
     def _reserve_run_folder(self, trainer: Namespace) -> None:
-        """The run's ``version_N`` folder, reserved before anything is written (runs.reserve_run_folder) by the
+        """The run's ``NAME/version_N`` folder, reserved before anything is written (runs.reserve_run_folder) by the
         commands that write one; without a logger Lightning would write config.yaml and checkpoints/ into the working
         directory, so such a run gets a folder of its own too. Other processes of a distributed run use rank 0's."""
         writes = self.subcommand in LOGGING_COMMANDS and not trainer.fast_dev_run and rank_zero_only.rank == 0
         if writes:  # a read-only disk, a file or a link loop in the way: one line before anything is written
             check_run_place(trainer)
-        logger = trainer.logger
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        logger, name = trainer.logger, run_name(config, CONFIG_DIRS)
         if logger is False and not trainer.default_root_dir:
-            root = Path("lightning_logs")
+            root = Path(DEFAULT_LOGGER_NAME) / name
             trainer.default_root_dir = str(reserve_run_folder(root) if writes else next_version(root))
-        if writes and is_tensorboard(logger) and logger.init_args.get("version") is None:
+        if not is_tensorboard(logger) or logger.init_args.get("version") is not None:
+            return
+        if named_runs(logger):  # in Python (no subcommand) the folder is the next free one, made when the fit begins
+            root = logger_root(logger) / name
+            logger.init_args.version = f"{name}/{(reserve_run_folder(root) if writes else next_version(root)).name}"
+        elif writes:  # the user's logger name: its runs straight under it, as Lightning's
             logger.init_args.version = int(reserve_run_folder(logger_root(logger)).name[8:])
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:

@@ -1,7 +1,7 @@
 """``python -m cnn_lightning report [LOGDIR]``: one Markdown table and a few plots over every run in LOGDIR.
 
-A run is a folder holding TensorBoard event files (Lightning's ``lightning_logs/version_N``). Where each column
-comes from:
+A run is a folder holding TensorBoard event files (``lightning_logs/NAME/version_N``, or Lightning's own
+``lightning_logs/version_N``). Where each column comes from:
 
 - accuracy and loss: the last ``train/loss``, ``train/acc``, ``val/acc``, ``test/acc`` scalars; epochs from the
   ``epoch`` scalar Lightning logs beside them.

@@ -32,7 +32,7 @@ def evaluation(method: str, split: str) -> Any:
         Args:
             model: the model the checkpoint holds.
             dataloaders: unused: the data module gives them.
-            ckpt_path: a run folder (``lightning_logs/version_0``: its best checkpoint), a ``.ckpt`` file,
+            ckpt_path: a run folder (``lightning_logs/lenet/version_0``: its best checkpoint), a ``.ckpt`` file,
                 or ``best`` / ``last`` (of the newest run of this model).
             verbose: print the results table.
             datamodule: the data (``--data.*``).
@@ -98,7 +98,7 @@ class Trainer(L.Trainer):
             train_dataloaders: unused: the data module gives them.
             val_dataloaders: unused, as ``train_dataloaders``.
             datamodule: the data (``--data.*``).
-            ckpt_path: resume a stopped or finished run in place: its run folder (``lightning_logs/version_0``: its
+            ckpt_path: resume a stopped or finished run in place: its run folder (``lightning_logs/lenet/version_0``: its
                 ``last.ckpt``), a ``.ckpt`` file, or ``last`` (the newest run of this model).
             weights_only: how the checkpoint is unpickled (Lightning's; the project's checkpoints need no more).
         """
@@ -123,7 +123,7 @@ class Trainer(L.Trainer):
             dataloaders: unused: the data module gives them (``--data.predict_path`` for your own pictures).
             datamodule: the data (``--data.*``).
             return_predictions: keep the predictions in memory too (they are written to a CSV in the run).
-            ckpt_path: a run folder (``lightning_logs/version_0``: its best checkpoint), a ``.ckpt`` file,
+            ckpt_path: a run folder (``lightning_logs/lenet/version_0``: its best checkpoint), a ``.ckpt`` file,
                 or ``best`` / ``last`` (of the newest run of this model).
             weights_only: how the checkpoint is unpickled (Lightning's).
         """

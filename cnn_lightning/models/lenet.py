@@ -85,6 +85,31 @@ def _check_layout(hp: Any) -> None:
     same_length({f"--model.init_args.{name}": hp[name] for name in ("channels", "kernel_sizes", "paddings")})
 
 
+def lenet_network(hp: Any, *, input_size: int, norm: Norm | None = None) -> nn.Sequential:
+    """LeNet's ``features`` and ``head`` from a model's layout settings (its hyperparameters)."""
+    _check_layout(hp)
+    probability(hp.dropout, flag="--model.init_args.dropout")
+    features = lenet_features(
+        in_channels=hp.in_channels,
+        channels=hp.channels,
+        kernel_sizes=hp.kernel_sizes,
+        paddings=hp.paddings,
+        activation_name=hp.activation,
+        pooling_name=hp.pooling,
+        norm=norm,
+    )
+    flat = flat_features(features, in_channels=hp.in_channels, input_size=input_size)
+    head = lenet_head(
+        in_features=flat,
+        hidden_units=hp.hidden_units,
+        num_classes=hp.num_classes,
+        activation_name=hp.activation,
+        dropout=hp.dropout,
+        norm=norm,
+    )
+    return nn.Sequential(OrderedDict(features=features, head=head))
+
+
 class LeNet(Classifier):
     """The book's LeNet: two 5×5 convolutions with sigmoid and average pooling, then fc 120-84-10 with sigmoid.
 
@@ -128,26 +153,7 @@ class LeNet(Classifier):
         super().__init__(lr=lr, input_size=input_size, **kwargs)
 
     def build_network(self) -> nn.Module:
-        hp = self.hparams
-        _check_layout(hp)
-        probability(hp.dropout, flag="--model.init_args.dropout")
-        features = lenet_features(
-            in_channels=hp.in_channels,
-            channels=hp.channels,
-            kernel_sizes=hp.kernel_sizes,
-            paddings=hp.paddings,
-            activation_name=hp.activation,
-            pooling_name=hp.pooling,
-        )
-        flat = flat_features(features, in_channels=hp.in_channels, input_size=self.input_size)
-        head = lenet_head(
-            in_features=flat,
-            hidden_units=hp.hidden_units,
-            num_classes=hp.num_classes,
-            activation_name=hp.activation,
-            dropout=hp.dropout,
-        )
-        return nn.Sequential(OrderedDict(features=features, head=head))
+        return lenet_network(self.hparams, input_size=self.input_size)
 
 
 class LeNetBN(Classifier):
@@ -159,7 +165,11 @@ class LeNetBN(Classifier):
         batch_norm: its kind (§8.5 exercises 4 and 5): ``full`` (the book), ``center`` (only the mean removed),
             ``scale`` (only divided by the standard deviation) or ``fixed`` (γ = 1 and β = 0, not learned).
         batch_norm_layers: the layers followed by batch norm (§8.5 exercise 3), of ``conv1``, ``conv2``, ``fc1``,
-            ``fc2`` (the book: all four); ``[]`` leaves LeNet with the first convolution unpadded.
+            ``fc2`` (the book: all four; ``conv3``… and ``fc3``… where the layout has more); ``[]`` leaves LeNet
+            with the first convolution unpadded.
+        activation, pooling, channels, kernel_sizes, paddings, hidden_units, dropout: the layout, as
+            :class:`LeNet`'s settings (the defaults are this network's: sigmoid, average pooling, 6 and 16 channels
+            of 5×5 unpadded, fc 120-84); the speedrun recipes widen it.
     """
 
     record = ModelRecord(
@@ -172,11 +182,15 @@ class LeNetBN(Classifier):
         batch_size=256,
         book_accuracy=BookAccuracy(median=0.853, low=0.518, high=0.892),
         book_examples_per_sec=62_200,
-        structure=("batch_norm", "batch_norm_layers"),
+        structure=(
+            "batch_norm",
+            "batch_norm_layers",
+            *("activation", "pooling", "channels", "kernel_sizes", "paddings", "hidden_units", "dropout"),
+        ),
     )
 
     channels_last_pays_on_cpu = False  # its batch norm over 6- and 16-channel maps ran at half speed in NHWC
-    LAYERS = ("conv1", "conv2", "fc1", "fc2")
+    LAYERS = ("conv1", "conv2", "fc1", "fc2")  # the book's network's
 
     def __init__(
         self,
@@ -186,9 +200,22 @@ class LeNetBN(Classifier):
         scratch_batch_norm: bool = False,
         batch_norm: BatchNormKind = "full",
         batch_norm_layers: tuple[str, ...] = LAYERS,
+        activation: Activation = "sigmoid",
+        pooling: Pooling = "avg",
+        channels: tuple[int, ...] = (6, 16),
+        kernel_sizes: tuple[int, ...] = (5, 5),
+        paddings: tuple[int, ...] = (0, 0),
+        hidden_units: tuple[int, ...] = (120, 84),
+        dropout: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(lr=lr, input_size=input_size, **kwargs)
+
+    def layer_names(self) -> tuple[str, ...]:
+        """The layers batch norm can follow: ``conv1``… and ``fc1``… of this layout."""
+        hp = self.hparams
+        convs = (f"conv{index}" for index in range(1, len(hp.channels) + 1))
+        return (*convs, *(f"fc{index}" for index in range(1, len(hp.hidden_units) + 1)))
 
     def batch_norm(self, num_features: int, *, dims: int) -> nn.Module:
         """The normalization layer; a hook for the from-scratch variant."""
@@ -200,23 +227,9 @@ class LeNetBN(Classifier):
 
     def build_network(self) -> nn.Module:
         hp = self.hparams
-        if unknown := sorted(set(hp.batch_norm_layers) - set(self.LAYERS)):
+        if unknown := sorted(set(hp.batch_norm_layers) - set(self.layer_names())):
             raise ConfigError(
                 f"--model.init_args.batch_norm_layers names no layer {', '.join(unknown)}: choose among "
-                f"{', '.join(self.LAYERS)} (e.g. [conv1, conv2])."
+                f"{', '.join(self.layer_names())} (e.g. [conv1, conv2])."
             )
-        layout = {"activation_name": "sigmoid"}
-        features = lenet_features(
-            in_channels=hp.in_channels,
-            channels=(6, 16),
-            kernel_sizes=(5, 5),
-            paddings=(0, 0),
-            pooling_name="avg",
-            norm=self._norm,
-            **layout,
-        )
-        flat = flat_features(features, in_channels=hp.in_channels, input_size=self.input_size)
-        head = lenet_head(
-            in_features=flat, hidden_units=(120, 84), num_classes=hp.num_classes, norm=self._norm, **layout
-        )
-        return nn.Sequential(OrderedDict(features=features, head=head))
+        return lenet_network(hp, input_size=self.input_size, norm=self._norm)

@@ -23,6 +23,7 @@ from cnn_lightning.training.optimization import (
     raise_divergence,
 )
 from cnn_lightning.training.precision import has_gradient_scaler
+from cnn_lightning.training.test_time_flip import flip_averaged_logits
 from cnn_lightning.training.weight_init import init_weights
 
 
@@ -52,6 +53,8 @@ class Classifier(L.LightningModule):
             a string picks the mode, e.g. ``reduce-overhead`` (CUDA graphs: fewer kernel launches per step).
         label_smoothing: of the cross-entropy criterion shared by training, validation and test (the book: 0).
         init: weight initialization: ``xavier`` (the book's), ``kaiming`` or ``default`` (training/weight_init.py).
+        test_time_flip: validation, test, predict and export average each image's class probabilities with its
+            left-right mirror's (training/test_time_flip.py); the book evaluates each image once.
     """
 
     record: ClassVar[Any] = None  # the network's facts (book section, size, accuracy, classes): a ModelRecord
@@ -73,6 +76,7 @@ class Classifier(L.LightningModule):
         compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = False,
         label_smoothing: float = 0.0,
         init: Literal["xavier", "kaiming", "default"] = "xavier",
+        test_time_flip: bool = False,
     ) -> None:
         super().__init__()
         check_optimization_settings(lr, momentum, weight_decay, nesterov, warmup_epochs, label_smoothing)
@@ -132,10 +136,15 @@ class Classifier(L.LightningModule):
         # TensorBoard's graph traces the model, which a compiled module refuses; its plain forward traces.
         return self.net.forward(images) if torch.jit.is_tracing() else self.net(images)
 
+    def evaluation_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The logits validation, test and predict judge by: the network's, or with ``test_time_flip`` the log of
+        the image's and its mirror's mean probabilities."""
+        return flip_averaged_logits(self, images) if self.hparams.get("test_time_flip") else self(images)
+
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         """Loss of one batch; its outcome joins the stage's epoch metrics, logged at the epoch's end."""
         images, labels = batch
-        logits = self(images)
+        logits = self(images) if stage == "train" else self.evaluation_logits(images)
         loss = self.criterion(logits, labels)
         getattr(self, f"{stage}_metrics").add(logits, labels, loss)
         return loss
@@ -187,7 +196,7 @@ class Classifier(L.LightningModule):
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, torch.Tensor]:
         """Class probabilities of ``(images, labels[, index])``; labels of unlabeled images are -1."""
         images, labels, *index = batch
-        probabilities = self(images).float().softmax(dim=1)
+        probabilities = self.evaluation_logits(images).float().softmax(dim=1)
         result = {"prediction": probabilities.argmax(dim=1), "probability": probabilities, "label": labels}
         return result | ({"index": index[0]} if index else {})
 

@@ -42,7 +42,7 @@ def events(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> EventAcc
         timeout=300,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    accumulator = EventAccumulator(str(cwd / "lightning_logs" / "version_0"), size_guidance={"images": 0})
+    accumulator = EventAccumulator(str(cwd / "lightning_logs" / "lenet" / "version_0"), size_guidance={"images": 0})
     accumulator.Reload()
     return accumulator
 

@@ -37,7 +37,7 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
 
 
 def last_checkpoints(root: Path) -> list[Path]:
-    return list(root.glob("lightning_logs/version_*/checkpoints/last.ckpt"))
+    return list(root.glob("lightning_logs/*/version_*/checkpoints/last.ckpt"))
 
 
 def wait_for_checkpoint(root: Path, process: subprocess.Popen, newer_than: float = 0.0, timeout: float = 120) -> None:

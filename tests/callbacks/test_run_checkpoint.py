@@ -20,7 +20,7 @@ def fit(data_dir: Path, *extra: str) -> None:
 
 
 def last_checkpoint(root: Path) -> dict:
-    paths = list(root.glob("lightning_logs/version_*/checkpoints/last*.ckpt"))
+    paths = list(root.glob("lightning_logs/*/version_*/checkpoints/last*.ckpt"))
     assert len(paths) == 1, paths
     return load_checkpoint(paths[0])
 
@@ -54,7 +54,7 @@ def test_resume_at_epoch_boundary_is_exact(straight: dict, data_dir: Path, tmp_p
     assert [v.get("best_model_score") for v in best_resumed.values()] == [
         v.get("best_model_score") for v in best_straight.values()
     ]
-    run = next((tmp_path / "lightning_logs").glob("version_*"))
+    run = next((tmp_path / "lightning_logs").glob("*/version_*"))
     assert (run / "config.yaml").is_file() and (run / "config.resume-1.yaml").is_file()
 
 
@@ -66,7 +66,7 @@ def test_resume_mid_epoch_continues_the_data_order(straight: dict, data_dir: Pat
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     stopped = last_checkpoint(tmp_path)
     assert stopped["global_step"] == 7
-    run = next((tmp_path / "lightning_logs").glob("version_*"))
+    run = next((tmp_path / "lightning_logs").glob("*/version_*"))
     fit(data_dir, "--trainer.max_epochs", "2", "--ckpt_path", str(run))  # a run folder resumes its last.ckpt
     assert_same_weights(last_checkpoint(tmp_path)["state_dict"], straight["state_dict"])
 

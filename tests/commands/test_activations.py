@@ -27,7 +27,7 @@ def lenet_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         make_cli(["fit", "--config", "exercises/7.6-4-activations", "--data.data_dir", str(data_dir), *SHORT])
-    return root / "lightning_logs" / "version_0"
+    return root / "lightning_logs" / "exercises-7.6-4-activations" / "version_0"
 
 
 def test_the_command_is_in_the_table_with_its_docstrings_first_sentence() -> None:

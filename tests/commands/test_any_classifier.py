@@ -30,7 +30,8 @@ SHORT = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--t
 
 @pytest.fixture(scope="module")
 def runs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A working folder with two runs: version_0 the book's LeNet, version_1 the student's WideLeNet."""
+    """A working folder with two runs of lenet.yaml: lenet/version_0 the book's LeNet, lenet/version_1 the student's
+    WideLeNet."""
     root = tmp_path_factory.mktemp("any_classifier")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
@@ -44,7 +45,7 @@ def test_a_subclass_checkpoint_loads_predicts_and_exports(
     runs: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(runs)
-    run = runs / "lightning_logs" / "version_1"
+    run = runs / "lightning_logs" / "lenet" / "version_1"
     classifier = load_classifier(run)
     assert type(classifier.model) is WideLeNet and classifier.model.hparams.channels == [12, 32]
     stored = torch.load(next((run / "checkpoints").glob("best-*.ckpt")), weights_only=True)["state_dict"]
@@ -73,25 +74,27 @@ def test_report_and_hparams_label_runs_by_what_differs(runs: Path, capsys: pytes
     report.report(str(runs / "lightning_logs"), out=str(runs / "report"))
     printed = capsys.readouterr().out
     header = [c.strip() for c in printed.splitlines()[0].strip("|").split("|")]
-    lines = [line for line in printed.splitlines() if line.startswith("| version_")]
+    lines = [line for line in printed.splitlines() if line.startswith("| lenet/version_")]
     table = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
     rows = {cells[0]: dict(zip(header, cells, strict=True)) for cells in table}
-    assert rows["version_0"]["variant"] == "book" and rows["version_0"]["book test acc"].startswith("0.806")
-    assert rows["version_1"]["variant"] == "WideLeNet (from LeNet), activation=relu, channels=[12, 32]"
-    assert rows["version_1"]["book test acc"] == "—"  # the book's figure is not this network's
-    assert rows["version_1"]["peak memory"].startswith("+") and rows["version_1"]["peak memory"].endswith("MiB")
+    book = rows["lenet/version_0"]
+    assert book["variant"] == "book" and book["book test acc"].startswith("0.806")
+    assert rows["lenet/version_1"]["variant"] == "WideLeNet (from LeNet), activation=relu, channels=[12, 32]"
+    assert rows["lenet/version_1"]["book test acc"] == "—"  # the book's figure is not this network's
+    memory = rows["lenet/version_1"]["peak memory"]
+    assert memory.startswith("+") and memory.endswith("MiB")
     from tensorboard.backend.event_processing import event_file_loader
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     variants = {}
-    for version in ("version_0", "version_1"):
+    for version in ("lenet/version_0", "lenet/version_1"):
         for path in (runs / "lightning_logs" / version).glob("events.out.tfevents.*"):
             for event in event_file_loader.EventFileLoader(str(path)).Load():
                 for value in event.summary.value:
                     if value.tag == "_hparams_/session_start_info":
                         data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
                         variants[version] = data.session_start_info.hparams["Variant"].string_value
-    assert variants == {"version_0": "book", "version_1": rows["version_1"]["variant"]}
+    assert variants == {"lenet/version_0": "book", "lenet/version_1": rows["lenet/version_1"]["variant"]}
 
 
 @pytest.mark.slow

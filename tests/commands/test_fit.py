@@ -94,7 +94,8 @@ def test_configs_start_a_logged_run(
               "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
               "--trainer.num_sanity_val_steps", "0",
               "--data.data_dir", str(data_dir), "--trainer.accelerator", "cpu"])  # fmt: skip
-    run = next((tmp_path / "lightning_logs").glob("version_*"))
+    (run,) = (tmp_path / "lightning_logs").glob("*/version_*")
+    assert run.relative_to(tmp_path).as_posix() == f"lightning_logs/{config}/version_0"  # named by its config
     assert (run / "checkpoints" / "last.ckpt").is_file() and list(run.glob("events.out.tfevents.*"))
 
 
@@ -105,7 +106,7 @@ def test_compiled_model_starts_a_logged_run(data_dir: Path, tmp_path: Path, monk
     make_cli(["fit", "--config", "lenet.yaml", "--model.init_args.compile", "true", "--trainer.max_steps", "2",
               "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1", "--data.data_dir",
               str(data_dir), "--trainer.accelerator", "cpu"])  # fmt: skip
-    run = next((tmp_path / "lightning_logs").glob("version_*"))
+    run = next((tmp_path / "lightning_logs").glob("lenet/version_*"))
     assert (run / "checkpoints" / "last.ckpt").is_file()
 
 
@@ -178,7 +179,7 @@ def test_a_checkpoint_never_silently_overrides_a_setting(data_dir: Path, tmp_pat
         "--config",
         "lenet.yaml",
         "--ckpt_path",
-        "lightning_logs/version_0",
+        "lightning_logs/lenet/version_0",
         "--data.data_dir",
         str(data_dir),
     )
@@ -198,9 +199,9 @@ def test_runs_without_a_logger_keep_their_files_in_a_run_folder(data_dir: Path, 
     make_cli(["fit", "--config", "lenet.yaml", "--data.data_dir", str(data_dir), "--trainer.fast_dev_run", "true"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lightning_logs"]  # nothing in the working directory
     for run in ("version_0", "version_1"):  # one folder each; neither calls itself a resume
-        files = sorted(p.name for p in (tmp_path / "lightning_logs" / run).iterdir())
+        files = sorted(p.name for p in (tmp_path / "lightning_logs" / "lenet" / run).iterdir())
         assert files == ["checkpoints", "config.yaml"], files
-    assert len(list((tmp_path / "lightning_logs").iterdir())) == 2  # fast_dev_run left nothing
+    assert len(list((tmp_path / "lightning_logs" / "lenet").iterdir())) == 2  # fast_dev_run left nothing
 
 
 @pytest.mark.slow

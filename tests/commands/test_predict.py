@@ -13,6 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cnn_lightning.__main__ import main
 from cnn_lightning.commands.fit import make_cli
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
+from cnn_lightning.runs import runs_under
 from cnn_lightning.data.fashion_mnist import CLASSES
 from tests.conftest import SmallDisk, run_cli
 from tests.data.catalogue_photos import write_catalogue_photos
@@ -25,7 +26,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def predict(capsys: pytest.CaptureFixture, *args: str) -> tuple[Path, list[dict[str, str]]]:
-    main(["predict", "--ckpt_path", "lightning_logs/version_0", "--trainer.enable_progress_bar", "false", *args])
+    main(["predict", "--ckpt_path", "lightning_logs/lenet_bn/version_0", "--trainer.enable_progress_bar", "false", *args])
     out = capsys.readouterr().out
     path = Path(out.split("Predictions: ")[1].split()[0])
     return path, read_csv(path)
@@ -34,19 +35,21 @@ def predict(capsys: pytest.CaptureFixture, *args: str) -> tuple[Path, list[dict[
 def test_predict_writes_the_test_set_and_matches_test(trained: Path, data_dir: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(trained)
     path, rows = predict(capsys, "--data.data_dir", str(data_dir))
-    assert path.parent == Path("lightning_logs/version_0/predict")  # inside the checkpoint's run
+    assert path.parent == Path("lightning_logs/lenet_bn/version_0/predict")  # inside the checkpoint's run
     assert len(rows) == 10_000 and rows[0]["source"] == "test:0" and rows[-1]["source"] == "test:9999"
     assert list(rows[0])[4:] == CLASSES
     accuracy = sum(row["prediction"] == row["label"] for row in rows) / len(rows)
-    cli = make_cli(["test", "--ckpt_path", "lightning_logs/version_0", "--data.data_dir", str(data_dir),
+    cli = make_cli(["test", "--ckpt_path", "lightning_logs/lenet_bn/version_0", "--data.data_dir", str(data_dir),
                     "--trainer.enable_progress_bar", "false"])  # fmt: skip
     assert accuracy == pytest.approx(float(cli.trainer.callback_metrics["test/acc"]), abs=1e-6)
     again, _ = predict(capsys, "--data.data_dir", str(data_dir))
     assert again != path and path.is_file()  # a second call writes a new file; the first stays
     # validate/test/predict with a checkpoint log into that run: no new version_N beside it or inside it (TensorBoard
     # would list it as a run); the test's figures are the run's own, under tags of their own
-    assert sorted(p.name for p in Path("lightning_logs").iterdir()) == ["version_0"]
-    run = Path("lightning_logs/version_0")
+    assert sorted(p.relative_to("lightning_logs").as_posix() for p in runs_under(Path("lightning_logs"))) == [
+        "lenet_bn/version_0"
+    ]
+    run = Path("lightning_logs/lenet_bn/version_0")
     assert not (run / "test").exists() and not list((run / "predict").glob("version_*"))
     assert (run / "config.test-1.yaml").is_file() and (run / "config.yaml").is_file()
     events = EventAccumulator(str(run))
@@ -85,11 +88,11 @@ def test_own_photos_score_as_the_same_images_in_the_dataset(
 @pytest.mark.slow
 def test_best_checkpoint_and_run_folders(trained: Path, data_dir: Path, monkeypatch) -> None:
     monkeypatch.chdir(trained)
-    for ckpt in ("best", "lightning_logs/version_0"):
+    for ckpt in ("best", "lightning_logs/lenet_bn/version_0"):
         done = run_cli("test", "--config", "lenet_bn.yaml", "--ckpt_path", ckpt, "--data.data_dir", str(data_dir),
                        "--trainer.enable_progress_bar", "false", cwd=trained)  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
-        assert "Checkpoint: lightning_logs/version_0/checkpoints/best-epoch=0" in done.stdout + done.stderr
+        assert "Checkpoint: lightning_logs/lenet_bn/version_0/checkpoints/best-epoch=0" in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize(
@@ -106,7 +109,7 @@ def test_bad_predict_input_is_one_line(trained: Path, monkeypatch, capsys, args:
     (trained / "not_a_checkpoint.ckpt").write_text("hello")
     before = sorted(str(p) for p in Path("lightning_logs").rglob("*"))
     argv = (
-        ("predict", "--ckpt_path", "lightning_logs/version_0", *args)
+        ("predict", "--ckpt_path", "lightning_logs/lenet_bn/version_0", *args)
         if args[0] != "--ckpt_path"
         else ("predict", *args)
     )
@@ -118,11 +121,11 @@ def test_report_counts_runs_not_the_commands_run_on_them(trained: Path, monkeypa
     from cnn_lightning.commands.report import report
 
     monkeypatch.chdir(trained)
-    main(["test", "--ckpt_path", "lightning_logs/version_0", "--trainer.enable_progress_bar", "false"])
+    main(["test", "--ckpt_path", "lightning_logs/lenet_bn/version_0", "--trainer.enable_progress_bar", "false"])
     capsys.readouterr()
     report("lightning_logs", out=str(trained / "report-out"))
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| version")]
-    assert [row.split("|")[1].strip() for row in rows] == ["version_0"]
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| lenet_bn/version")]
+    assert [row.split("|")[1].strip() for row in rows] == ["lenet_bn/version_0"]
 
 
 def test_predictions_on_a_full_disk_are_one_line_and_leave_no_file(
@@ -130,7 +133,7 @@ def test_predictions_on_a_full_disk_are_one_line_and_leave_no_file(
 ) -> None:
     monkeypatch.chdir(trained)
     target = small_disk.root / "predictions.csv"
-    refused = small_disk.refuses(capsys, "predict", "--ckpt_path", "lightning_logs/version_0",
+    refused = small_disk.refuses(capsys, "predict", "--ckpt_path", "lightning_logs/lenet_bn/version_0",
                                  "--predictions.output", str(target))  # fmt: skip
     assert refused.startswith(
         f"error: No space left on device: the predictions could not be written to {target.parent}"

@@ -20,7 +20,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, dict[str, str]]:
-    """``lightning_logs`` holding version_0 (LeNet) and version_1 (LeNetBN), and each run's closing line."""
+    """``lightning_logs`` holding lenet/version_0 and lenet_bn/version_0, and each run's closing line."""
     cwd = tmp_path_factory.mktemp("report")
     closing = {}
     for config in MODELS:
@@ -44,7 +44,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path
 
 def _rows(table: str) -> dict[str, list[str]]:
     """Markdown table rows by run name, cells stripped."""
-    lines = [line for line in table.splitlines() if line.startswith("| version_")]
+    lines = [line for line in table.splitlines() if line.startswith(("| version_", "| lenet"))]
     return {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)}
 
 
@@ -54,10 +54,10 @@ def test_report_table_and_plots(runs: tuple[Path, dict[str, str]], capsys: pytes
     report.report(str(logs))
     printed = capsys.readouterr().out
     rows = _rows(printed)
-    assert set(rows) == {"version_0", "version_1"}
+    assert set(rows) == {"lenet/version_0", "lenet_bn/version_0"}  # each run named by its config
     header = [c.strip() for c in printed.splitlines()[0].strip("|").split("|")]
     assert header == [*report.COLUMNS, "device"]
-    for version, config in (("version_0", "lenet"), ("version_1", "lenet_bn")):
+    for version, config in (("lenet/version_0", "lenet"), ("lenet_bn/version_0", "lenet_bn")):
         row = dict(zip(header, rows[version], strict=True))
         model, parameters = MODELS[config]
         assert (row["model"], row["parameters"], row["epochs"], row["device"]) == (model, parameters, "2", "cpu")
@@ -74,7 +74,7 @@ def test_report_table_and_plots(runs: tuple[Path, dict[str, str]], capsys: pytes
         assert row["variant"] == "book" and line.endswith(f"peak memory {row['peak memory']}")
     out = logs / "report"
     markdown = (out / "report.md").read_text()
-    assert "| version_1 | LeNetBN |" in markdown
+    assert "| lenet_bn/version_0 | LeNetBN |" in markdown
     for name in report.PLOTS:
         assert f"]({name})" in markdown
         assert (out / name).read_bytes().startswith(PNG)
@@ -103,7 +103,7 @@ def test_runs_without_setup_text_fall_back_to_config_yaml(
     logs, _ = runs
     old = tmp_path / "logs" / "version_0"
     old.mkdir(parents=True)
-    shutil.copy(logs / "version_1" / "config.yaml", old / "config.yaml")
+    shutil.copy(logs / "lenet_bn" / "version_0" / "config.yaml", old / "config.yaml")
     with SummaryWriter(str(old)) as writer:
         for step, epoch, acc in ((9, 0, 0.5), (19, 1, 0.7)):
             writer.add_scalar("epoch", epoch, step)

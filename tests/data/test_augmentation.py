@@ -128,7 +128,7 @@ def test_the_input_grid_says_it_is_augmented(data_dir: Path, tmp_path: Path, mon
               "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
               "--trainer.num_sanity_val_steps", "0", "--data.data_dir", str(data_dir),
               "--trainer.accelerator", "cpu"])  # fmt: skip
-    events = EventAccumulator(str(next((tmp_path / "lightning_logs").glob("version_*"))), size_guidance={"images": 0})
+    events = EventAccumulator(str(next((tmp_path / "lightning_logs").glob("*/version_*"))), size_guidance={"images": 0})
     events.Reload()
     assert "views/inputs_train_batch_augmented" in events.Tags()["images"]
     assert "views/inputs_train_batch" not in events.Tags()["images"]

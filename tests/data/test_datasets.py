@@ -94,7 +94,7 @@ def test_an_mnist_run_names_digits_and_keeps_its_statistics_everywhere(
     common = ["--data.data_dir", "data", "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false"]
     make_cli(["fit", "--config", "lenet.yaml", "--data.dataset", "mnist", "--data.normalize", "true",
               "--data.val_size", "50", "--data.batch_size", "32", "--trainer.max_epochs", "1", *common])  # fmt: skip
-    run = tmp_path / "lightning_logs" / "version_0"
+    run = tmp_path / "lightning_logs" / "lenet" / "version_0"
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     statistics = pixel_statistics(written["train"][0])
     assert checkpoint["categories"] == MNIST.classes

@@ -170,7 +170,7 @@ def test_a_stop_inside_a_chunk_resumes_exactly_whichever_path_saved_it(
     with pytest.raises(SIGTERMException):
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert cli.trainer.strategy.chunk_steps == before
-    last = Path("lightning_logs/version_1/checkpoints/last.ckpt")
+    last = Path("lightning_logs/lenet/version_1/checkpoints/last.ckpt")
     assert load_checkpoint(last)["global_step"] == 6
     resumed, probe = fit(data_dir, after, *extra, ckpt_path=last)
     assert probe.trained[0] == 6 % 13 + (2 if after == 4 else 1)  # first chunk: steps 7-8 (to a multiple of 4)

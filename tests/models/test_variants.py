@@ -220,6 +220,32 @@ def test_lenet_bn_placement_and_kinds() -> None:
         assert len(lite) == 4 and all(m.mode == kind for m in lite)
 
 
+def test_lenet_bn_takes_lenets_layout() -> None:
+    """The speedrun's network: LeNet's layout settings on LeNetBN, batch norm after the layers named, conv3 too."""
+    wide = LeNetBN(
+        activation="relu",
+        pooling="max",
+        channels=(16, 64, 128),
+        kernel_sizes=(3, 3, 3),
+        paddings=(1, 1, 1),
+        hidden_units=(256,),
+        batch_norm_layers=("conv1", "conv2", "conv3", "fc1"),
+    )
+    kinds = [type(m).__name__ for m in wide.net.features]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"] * 3
+    assert [m.num_features for m in wide.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] == [
+        16,
+        64,
+        128,
+        256,
+    ]
+    assert wide(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert "channels [16, 64, 128] (book: [6, 16])" in differences_from_book(wide)
+    with pytest.raises(ConfigError, match="names no layer fc2: choose among conv1, conv2, conv3, fc1 "):
+        LeNetBN(channels=(8, 8, 8), kernel_sizes=(3, 3, 3), paddings=(1, 1, 1), hidden_units=(32,),
+                batch_norm_layers=("fc2",))  # fmt: skip
+
+
 def test_lite_batch_norm_only_centres_or_only_scales() -> None:
     torch.manual_seed(0)
     x = 3 + 2 * torch.randn(64, 4, 5, 5)

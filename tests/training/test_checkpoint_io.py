@@ -35,7 +35,7 @@ def test_a_full_disk_during_fit_is_one_line_and_keeps_the_last_checkpoint(
               "--trainer.enable_progress_bar", "false", f"--trainer.callbacks+={json.dumps(filler)}"])  # fmt: skip
     assert stopped.value.code == 4
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    run = Path("lightning_logs/version_0")
+    run = Path("lightning_logs/lenet/version_0")
     assert error.startswith("error: No space left on device: checkpoint last.ckpt could not be written to"), error
     assert (
         f"intact (last.ckpt). Free some space, then resume with: python -m cnn_lightning fit --ckpt_path {run}" in error

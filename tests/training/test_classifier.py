@@ -54,7 +54,7 @@ def test_lenet_learns_and_logs(data_dir: Path, tmp_path: Path, monkeypatch: pyte
     assert test_acc > 0.6, closing  # chance is 0.1; the book's LeNet reaches ~0.8 after 10 epochs
     assert cli.trainer.callback_metrics["train/loss"] < 1.0
 
-    runs = list((tmp_path / "lightning_logs").glob("version_*"))
+    runs = list((tmp_path / "lightning_logs").glob("*/version_*"))
     assert len(runs) == 1 and (runs[0] / "config.yaml").is_file()
     events = EventAccumulator(str(runs[0]), size_guidance={"scalars": 0})
     events.Reload()
