@@ -75,18 +75,62 @@ def edge(array: np.ndarray) -> np.ndarray:
 
 
 def balanced_gray(channels: np.ndarray) -> np.ndarray:
-    """``[H, W]`` grey levels with the background's level and tint removed, as a white balance does: each channel
-    divided by the background's own (read from the edge), so that an off-white, tinted, grey or coloured background
-    becomes white, or, for a dark background, that level subtracted so that it becomes black; then PIL's luma
-    (ITU-R 601-2). Fashion-MNIST's backgrounds are exactly black after negation, and a model trained on them reads
+    """``[H, W]`` grey levels with the background's level and tint removed: under a tinted light, as a white balance
+    does, each channel divided by the background's own (read from the edge), so that an off-white or tinted
+    background becomes white; a product laid on a grey or coloured card keeps its own greys and the card becomes
+    white (:func:`on_a_card`); on a dark background its level is subtracted, so that it becomes black; grey by PIL's
+    luma (ITU-R 601-2). Fashion-MNIST's backgrounds are exactly black after negation, and a model trained on them reads
     a grey one as part of the product."""
-    level = np.median(edge(channels), axis=0)
+    ring = edge(channels)
+    level = np.median(ring, axis=0)
     luma = np.array([0.299, 0.587, 0.114]) if channels.shape[-1] == 3 else np.ones(1)
-    if darker_product(channels @ luma, float(level @ luma)):
+    gray = channels @ luma
+    if darker_product(gray, float(level @ luma)):
+        tolerance = max(TRIM_THRESHOLD, 2 * float(np.percentile(np.abs(ring - level).max(axis=-1), 95)))
+        if on_a_card(gray, float(level @ luma), tolerance):  # its own greys kept, the card around it made white
+            return np.where(card(channels, level, tolerance), 255.0, gray).clip(0, 255)
         balanced = channels * (255.0 / np.maximum(level, 1.0))
     else:
         balanced = (channels - level) * (255.0 / np.maximum(255.0 - level, 1.0))
     return (balanced @ luma).clip(0, 255)
+
+
+def on_a_card(gray: np.ndarray, level: float, tolerance: float) -> bool:
+    """Whether a product darker than its background was laid on a card (grey, coloured) rather than photographed
+    under a tinted light: under a light every part of it is at most as bright as the background, on a card its light
+    parts (more than 5 % of what differs from the card) are brighter than the card."""
+    differing = gray[np.abs(gray - level) > tolerance]
+    return bool(differing.size and np.mean(differing > level) > 0.05)
+
+
+def card(channels: np.ndarray, level: np.ndarray, tolerance: float) -> np.ndarray:
+    """``[H, W]`` bool: where the card shows, its colour within ``tolerance`` and reached from the picture's edge
+    without crossing the product (a part of the product as grey as the card stays the product's). The reach is
+    traced on blocks of at most 1/128 of the picture's longer side, one block beyond it, then pixel by pixel."""
+    near = np.abs(channels - level).max(axis=-1) <= tolerance
+    h, w = near.shape
+    scale = min(1.0, 128 / max(h, w))
+    blocks = (max(1, round(w * scale)), max(1, round(h * scale)))
+    open_block = np.asarray(Image.fromarray(near.astype(np.uint8) * 255).resize(blocks, Image.BOX)) == 255
+    reached = np.zeros_like(open_block)
+    reached[[0, -1], :], reached[:, [0, -1]] = open_block[[0, -1], :], open_block[:, [0, -1]]
+    while True:
+        grown = _grown(reached) & open_block
+        if np.array_equal(grown, reached):
+            break
+        reached = grown
+    full = Image.fromarray(_grown(reached).astype(np.uint8) * 255).resize((w, h), Image.NEAREST)
+    return (np.asarray(full) == 255) & near
+
+
+def _grown(mask: np.ndarray) -> np.ndarray:
+    """``mask`` and its four neighbours."""
+    grown = mask.copy()
+    grown[1:] |= mask[:-1]
+    grown[:-1] |= mask[1:]
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    return grown
 
 
 def darker_product(gray: np.ndarray, level: float) -> bool:
