@@ -98,8 +98,9 @@ class Trainer(L.Trainer):
             train_dataloaders: unused: the data module gives them.
             val_dataloaders: unused, as ``train_dataloaders``.
             datamodule: the data (``--data.*``).
-            ckpt_path: resume a stopped or finished run in place: its run folder (``lightning_logs/lenet/version_0``: its
-                ``last.ckpt``), a ``.ckpt`` file, or ``last`` (the newest run of this model).
+            ckpt_path: resume a stopped or finished run in place: its run folder
+                (``lightning_logs/lenet/version_0``: its ``last.ckpt``), a ``.ckpt`` file, or ``last`` (the newest run
+                of this model).
             weights_only: how the checkpoint is unpickled (Lightning's; the project's checkpoints need no more).
         """
         return super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, weights_only)

@@ -78,7 +78,9 @@ def test_the_progress_bar_knows_its_epoch_after_a_mid_epoch_resume(
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     capfd.readouterr()
     cli = make_cli(args, run=False)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path="lightning_logs/lenet/version_0/checkpoints/last.ckpt")
+    cli.trainer.fit(
+        cli.model, datamodule=cli.datamodule, ckpt_path="lightning_logs/lenet/version_0/checkpoints/last.ckpt"
+    )
     captured = capfd.readouterr()
     bar = (captured.out + captured.err).replace("\r", "\n")  # Lightning's tqdm writes to stdout
     assert re.search(r"Epoch 0: 100%\|[^|]*\| 12/12", bar)

@@ -28,7 +28,17 @@ def test_onnx_and_torchscript_agree_with_pytorch(trained: Path, data_dir: Path, 
     images = data.split("test")[0][:1000]
     expected = classifier.probabilities(images)
     for fmt in ("onnx", "torchscript"):
-        main(["export", "--ckpt_path", "lightning_logs/lenet_bn/version_0", "--format", fmt, "--data.data_dir", str(data_dir)])
+        main(
+            [
+                "export",
+                "--ckpt_path",
+                "lightning_logs/lenet_bn/version_0",
+                "--format",
+                fmt,
+                "--data.data_dir",
+                str(data_dir),
+            ]
+        )
         out = capsys.readouterr().out
         assert "agrees with PyTorch on 100.0% of the classes" in out
         path = Path(out.split("to ")[1].split(" (")[0])

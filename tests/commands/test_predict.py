@@ -13,8 +13,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cnn_lightning.__main__ import main
 from cnn_lightning.commands.fit import make_cli
 from cnn_lightning.data.datamodule import FashionMNISTDataModule
-from cnn_lightning.runs import runs_under
 from cnn_lightning.data.fashion_mnist import CLASSES
+from cnn_lightning.runs import runs_under
 from tests.conftest import SmallDisk, run_cli
 from tests.data.catalogue_photos import write_catalogue_photos
 from tests.test_errors import fails
@@ -26,7 +26,9 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def predict(capsys: pytest.CaptureFixture, *args: str) -> tuple[Path, list[dict[str, str]]]:
-    main(["predict", "--ckpt_path", "lightning_logs/lenet_bn/version_0", "--trainer.enable_progress_bar", "false", *args])
+    main(
+        ["predict", "--ckpt_path", "lightning_logs/lenet_bn/version_0", "--trainer.enable_progress_bar", "false", *args]
+    )
     out = capsys.readouterr().out
     path = Path(out.split("Predictions: ")[1].split()[0])
     return path, read_csv(path)
