@@ -233,12 +233,8 @@ def test_lenet_bn_takes_lenets_layout() -> None:
     )
     kinds = [type(m).__name__ for m in wide.net.features]
     assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"] * 3
-    assert [m.num_features for m in wide.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] == [
-        16,
-        64,
-        128,
-        256,
-    ]
+    widths = [m.num_features for m in wide.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert widths == [16, 64, 128, 256]
     assert wide(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert "channels [16, 64, 128] (book: [6, 16])" in differences_from_book(wide)
     with pytest.raises(ConfigError, match="names no layer fc2: choose among conv1, conv2, conv3, fc1 "):
