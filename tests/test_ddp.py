@@ -53,7 +53,7 @@ def test_cli_fit_with_ddp_on_two_cpu_processes(tmp_path: Path, data_dir: Path) -
     assert "distributed_backend=gloo" in output
     assert "Starting with 2 processes" in output
     assert len([line for line in result.stdout.splitlines() if CLOSING_LINE.match(line)]) == 1, result.stdout
-    (run,) = (tmp_path / "lightning_logs").iterdir()
+    (run,) = (tmp_path / "lightning_logs").glob("*/version_*")  # rank 0's run only
     events = EventAccumulator(str(run))
     events.Reload()
     setup = parse_setup_markdown(events.Tensors(f"{SETUP_TAG}/text_summary")[0].tensor_proto.string_val[0].decode())

@@ -112,8 +112,8 @@ class CNNLightningCLI(ConfigFromUnnamedCheckpoints, LightningCLI):
             trainer.default_root_dir = str(reserve_run_folder(root) if writes else next_version(root))
         if not is_tensorboard(logger) or logger.init_args.get("version") is not None:
             return
-        if named_runs(logger):  # in Python (no subcommand) the folder is the next free one, made when the fit begins
-            root = logger_root(logger) / name
+        if named_runs(logger) and rank_zero_only.rank == 0:  # other ranks: rank 0's folder, broadcast by Lightning
+            root = logger_root(logger) / name  # in Python (no subcommand): the next free one, made when the fit begins
             logger.init_args.version = f"{name}/{(reserve_run_folder(root) if writes else next_version(root)).name}"
         elif writes:  # the user's logger name: its runs straight under it, as Lightning's
             logger.init_args.version = int(reserve_run_folder(logger_root(logger)).name[8:])
