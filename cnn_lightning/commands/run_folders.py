@@ -48,8 +48,8 @@ def named_runs(logger: Namespace) -> bool:
 def logger_root(logger: Any) -> Path:
     """``save_dir/name`` of the configured TensorBoard logger: the folder holding the runs."""
     if isinstance(logger, Namespace) and logger.get("init_args"):
-        return Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or "lightning_logs")
-    return Path("lightning_logs")
+        return Path(logger.init_args.get("save_dir") or ".") / (logger.init_args.get("name") or DEFAULT_LOGGER_NAME)
+    return Path(DEFAULT_LOGGER_NAME)
 
 
 NEW_RUN_FIX = (
@@ -67,7 +67,7 @@ def run_place(trainer: Namespace) -> Path:
         root = Path(args.get("save_dir") or ".") / (args.get("name") if args.get("name") is not None else "")
         version = args.get("version")
         return root if version is None else root / (f"version_{version}" if isinstance(version, int) else version)
-    return Path(trainer.get("default_root_dir") or "lightning_logs")
+    return Path(trainer.get("default_root_dir") or DEFAULT_LOGGER_NAME)
 
 
 def check_run_place(trainer: Namespace) -> None:

@@ -86,7 +86,7 @@ def balanced_gray(channels: np.ndarray) -> np.ndarray:
     luma = np.array([0.299, 0.587, 0.114]) if channels.shape[-1] == 3 else np.ones(1)
     gray = channels @ luma
     if darker_product(gray, float(level @ luma)):
-        tolerance = max(TRIM_THRESHOLD, 2 * float(np.percentile(np.abs(ring - level).max(axis=-1), 95)))
+        tolerance = background_tolerance(float(np.percentile(np.abs(ring - level).max(axis=-1), 95)))
         if on_a_card(gray, float(level @ luma), tolerance):  # its own greys kept, the card around it made white
             return np.where(card(channels, level, tolerance), 255.0, gray).clip(0, 255)
         balanced = channels * (255.0 / np.maximum(level, 1.0))
@@ -141,6 +141,12 @@ def darker_product(gray: np.ndarray, level: float) -> bool:
     return bool(np.median(differing) < level) if differing.size else level > 127.5
 
 
+def background_tolerance(spread: float) -> float:
+    """How far from the background's level a pixel still counts as background: 5 % (Xiao et al.'s trim threshold),
+    or twice how much the background varies along the edge, whichever is more."""
+    return max(TRIM_THRESHOLD, 2 * spread)
+
+
 def background(gray: np.ndarray) -> tuple[float, float]:
     """The background's grey level, read from the picture's edge (the corner colour the dataset's trim compares
     with), and how much it varies along the edge (noise, JPEG, an uneven light)."""
@@ -153,7 +159,7 @@ def trimmed(gray: np.ndarray, level: float, spread: float) -> np.ndarray:
     """``gray`` cropped to what differs from the background by more than 5 % (Xiao et al.'s trim threshold), or by
     more than the background varies along the edge; a median filter first, so that single noisy pixels do not count."""
     smooth = np.asarray(Image.fromarray(gray.clip(0, 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3)))
-    foreground = np.abs(smooth.astype(np.float64) - level) > max(TRIM_THRESHOLD, 2 * spread)
+    foreground = np.abs(smooth.astype(np.float64) - level) > background_tolerance(spread)
     rows, cols = np.flatnonzero(foreground.any(axis=1)), np.flatnonzero(foreground.any(axis=0))
     if not len(rows):
         return gray
