@@ -4,9 +4,10 @@ Fashion-MNIST's images are 28×28 grayscale, a light product on a black backgrou
 recipe (Xiao et al. 2017; the zalandoresearch/fashion-mnist README): trim the edges close to the corner pixels'
 colour (5 % threshold), resize the longest edge to 28, sharpen (Gaussian, radius and sigma 1.0), extend the shorter
 edge to 28 with the object centred, negate, 8-bit grayscale. A photo gets the same recipe: the background's level
-and tint, read from the picture's edge (robust to JPEG and sensor noise, blur and uneven light), removed first (a
-white balance: an off-white, tinted, grey or coloured background becomes white under a darker product, black under
-a lighter one), then grayscale (any mode: RGB, RGBA onto white, palette, 16-bit), inverted where the background is
+and tint, read from the picture's edge (robust to JPEG and sensor noise, blur and uneven light), removed first (under
+a tinted light a white balance makes an off-white or tinted background white; a grey card or coloured paper under a
+darker product becomes white and the product keeps its own greys; a dark background under a lighter product becomes
+black), then grayscale (any mode: RGB, RGBA onto white, palette, 16-bit), inverted where the background is
 light (``invert="auto"``). The data module
 then resizes to the model's input size exactly as it does the dataset's images.
 """
@@ -77,30 +78,57 @@ def edge(array: np.ndarray) -> np.ndarray:
 def balanced_gray(channels: np.ndarray) -> np.ndarray:
     """``[H, W]`` grey levels with the background's level and tint removed: under a tinted light, as a white balance
     does, each channel divided by the background's own (read from the edge), so that an off-white or tinted
-    background becomes white; a product laid on a grey or coloured card keeps its own greys and the card becomes
-    white (:func:`on_a_card`); on a dark background its level is subtracted, so that it becomes black; grey by PIL's
-    luma (ITU-R 601-2). Fashion-MNIST's backgrounds are exactly black after negation, and a model trained on them reads
-    a grey one as part of the product."""
-    ring = edge(channels)
-    level = np.median(ring, axis=0)
+    background becomes white; a product laid on a grey card or coloured paper keeps its own greys and the card becomes
+    white (:func:`card`), coloured paper seen through the product's faint edges taken out too (:func:`unblended`); on
+    a dark background its level is subtracted, so that it becomes black; grey by PIL's luma (ITU-R 601-2).
+    Fashion-MNIST's backgrounds are exactly black after negation, and a model trained on them reads a grey one as
+    part of the product."""
+    level, tolerance = background_colour(channels)
     luma = np.array([0.299, 0.587, 0.114]) if channels.shape[-1] == 3 else np.ones(1)
     gray = channels @ luma
-    if darker_product(gray, float(level @ luma)):
-        tolerance = background_tolerance(float(np.percentile(np.abs(ring - level).max(axis=-1), 95)))
-        if on_a_card(gray, float(level @ luma), tolerance):  # its own greys kept, the card around it made white
-            return np.where(card(channels, level, tolerance), 255.0, gray).clip(0, 255)
+    if darker_product(gray, float(level @ luma), tolerance):
+        if on_a_card(channels, gray, level, tolerance):
+            return np.where(card(channels, level, tolerance), 255.0, unblended(channels, level) @ luma).clip(0, 255)
         balanced = channels * (255.0 / np.maximum(level, 1.0))
     else:
         balanced = (channels - level) * (255.0 / np.maximum(255.0 - level, 1.0))
     return (balanced @ luma).clip(0, 255)
 
 
-def on_a_card(gray: np.ndarray, level: float, tolerance: float) -> bool:
+def background_colour(channels: np.ndarray) -> tuple[np.ndarray, float]:
+    """The background's colour, read from the picture's edge, and how far from it a pixel still counts as
+    background (:func:`background_tolerance` of how much the edge varies)."""
+    ring = edge(channels)
+    level = np.median(ring, axis=0)
+    return level, background_tolerance(float(np.percentile(np.abs(ring - level).max(axis=-1), 95)))
+
+
+def on_a_card(channels: np.ndarray, gray: np.ndarray, level: np.ndarray, tolerance: float) -> bool:
     """Whether a product darker than its background was laid on a card (grey, coloured) rather than photographed
-    under a tinted light: under a light every part of it is at most as bright as the background, on a card its light
-    parts (more than 5 % of what differs from the card) are brighter than the card."""
-    differing = gray[np.abs(gray - level) > tolerance]
-    return bool(differing.size and np.mean(differing > level) > 0.05)
+    under a tinted light. Under a light every pixel is the light's colour times the product's: on a coloured
+    background the product's colours lean as the background's do, on coloured paper they keep their own (a grey
+    product stays grey). Where the background is neutral colour cannot tell: under a light every part of the product
+    is at most as bright as the background, on a card its light parts (more than 5 % of what differs from the card)
+    are brighter than the card."""
+    gray_level = float(np.median(edge(gray)))
+    tint = level / max(float(level.mean()), 1.0)
+    product = channels[(gray < gray_level - tolerance) & (gray > 20)]  # clearly the product, bright enough to lean
+    if channels.shape[-1] == 3 and np.abs(tint - 1).max() > 0.05 and len(product) > 16:
+        leaning = np.median(product / product.mean(axis=-1, keepdims=True), axis=0)
+        return bool(np.linalg.norm(leaning - 1) < np.linalg.norm(leaning - tint))
+    differing = gray[np.abs(gray - gray_level) > tolerance]
+    return bool(differing.size and np.mean(differing > gray_level) > 0.05)
+
+
+def unblended(channels: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """``channels`` with coloured paper seen through a product's faint parts replaced by white paper: a pixel's
+    colour that leans as the paper's does is that share of paper (alpha matting with a known background and a grey
+    product), and that share becomes white. A grey card leaves no colour to tell by: unchanged."""
+    paper = level - level.mean()
+    if channels.shape[-1] != 3 or float(paper @ paper) < 1.0:
+        return channels
+    share = ((channels - channels.mean(axis=-1, keepdims=True)) @ paper / float(paper @ paper)).clip(0, 1)
+    return channels + share[..., None] * (255.0 - level)
 
 
 def card(channels: np.ndarray, level: np.ndarray, tolerance: float) -> np.ndarray:
@@ -133,12 +161,16 @@ def _grown(mask: np.ndarray) -> np.ndarray:
     return grown
 
 
-def darker_product(gray: np.ndarray, level: float) -> bool:
+def darker_product(gray: np.ndarray, level: float, tolerance: float = TRIM_THRESHOLD) -> bool:
     """Whether the product is darker than its background (a shop photo) rather than lighter (Fashion-MNIST's own
-    look), judged by its pixels, those more than 5 % from the background's level: on a mid-grey card the level alone
-    cannot tell."""
-    differing = gray[np.abs(gray - level) > TRIM_THRESHOLD]
-    return bool(np.median(differing) < level) if differing.size else level > 127.5
+    look), judged by how far its pixels (those beyond ``tolerance`` of the background's level) reach below and above
+    the background, each as a share of the room there is: on a mid-grey card a product's faint parts lie on one side,
+    its body on the other, and neither the level alone nor their median can tell."""
+    differing = gray[np.abs(gray - level) > tolerance]
+    if not differing.size:
+        return level > 127.5
+    darkest, lightest = np.percentile(differing, [2, 98])
+    return bool((level - darkest) / max(level, 1.0) > (lightest - level) / max(255.0 - level, 1.0))
 
 
 def background_tolerance(spread: float) -> float:
