@@ -111,22 +111,27 @@ def on_a_card(channels: np.ndarray, gray: np.ndarray, level: np.ndarray, toleran
     is at most as bright as the background, on a card its light parts (more than 5 % of what differs from the card)
     are brighter than the card."""
     gray_level = float(np.median(edge(gray)))
-    tint = level / max(float(level.mean()), 1.0)
     product = channels[(gray < gray_level - tolerance) & (gray > 20)]  # clearly the product, bright enough to lean
-    if channels.shape[-1] == 3 and np.abs(tint - 1).max() > 0.05 and len(product) > 16:
+    if coloured(level) and len(product) > 16:
         leaning = np.median(product / product.mean(axis=-1, keepdims=True), axis=0)
-        return bool(np.linalg.norm(leaning - 1) < np.linalg.norm(leaning - tint))
+        return bool(np.linalg.norm(leaning - 1) < np.linalg.norm(leaning - level / level.mean()))
     differing = gray[np.abs(gray - gray_level) > tolerance]
     return bool(differing.size and np.mean(differing > gray_level) > 0.05)
+
+
+def coloured(level: np.ndarray) -> bool:
+    """Whether a background of colour ``level`` (one value per channel) is coloured: a channel more than 5 % off
+    the mean of the three, beyond what JPEG and a sensor's noise put into a grey card."""
+    return len(level) == 3 and bool(np.abs(level / max(float(level.mean()), 1.0) - 1).max() > 0.05)
 
 
 def unblended(channels: np.ndarray, level: np.ndarray) -> np.ndarray:
     """``channels`` with coloured paper seen through a product's faint parts replaced by white paper: a pixel's
     colour that leans as the paper's does is that share of paper (alpha matting with a known background and a grey
     product), and that share becomes white. A grey card leaves no colour to tell by: unchanged."""
-    paper = level - level.mean()
-    if channels.shape[-1] != 3 or float(paper @ paper) < 1.0:
+    if not coloured(level):
         return channels
+    paper = level - level.mean()
     share = ((channels - channels.mean(axis=-1, keepdims=True)) @ paper / float(paper @ paper)).clip(0, 1)
     return channels + share[..., None] * (255.0 - level)
 
