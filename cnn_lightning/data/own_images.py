@@ -222,13 +222,15 @@ def fashion_mnist_look(image: Image.Image, invert: Invert = "auto") -> torch.Ten
 
 
 def fitted(gray: np.ndarray, level: float) -> np.ndarray:
-    """``gray`` with its longest edge resized to 28 and sharpened, centred on a 28 × 28 canvas of the background."""
+    """``gray`` with its longest edge resized to 28 and sharpened, centred on a 28 × 28 canvas of the background;
+    where the margin is odd its extra pixel goes before the object, as in the dataset's images (a photo of a test
+    image made so lies 1.3 to 5 grey levels closer to it on average than with the extra pixel after)."""
     h, w = gray.shape
     size = (max(1, round(w * SIZE / max(h, w))), max(1, round(h * SIZE / max(h, w))))
     resized = Image.fromarray(gray.clip(0, 255).round().astype(np.uint8)).resize(size, Image.LANCZOS)
     resized = resized.filter(ImageFilter.UnsharpMask(radius=1, percent=50, threshold=0))
     canvas = Image.new("L", (SIZE, SIZE), round(level))
-    canvas.paste(resized, ((SIZE - size[0]) // 2, (SIZE - size[1]) // 2))
+    canvas.paste(resized, ((SIZE - size[0] + 1) // 2, (SIZE - size[1] + 1) // 2))  # an odd margin's extra pixel first
     return np.array(canvas, dtype=np.uint8)
 
 

@@ -91,14 +91,14 @@ def test_a_product_on_a_card_keeps_its_own_greys(variant: str, data_dir: Path) -
     channel divided by the card's) pushed them to white, so they vanished into the background, and the product came
     out 31-35 grey levels from the dataset's image on average. The card alone is made white now, coloured paper seen
     through the product's faint edges too; the product keeps its greys, as close to the dataset's image as a photo on
-    white paper comes (the margin variant: about 15)."""
+    white paper comes (grey card about 15, coloured paper 12, the margin variant on white 14)."""
     images, _ = load_split(prepare_raw_files(data_dir, [], download=False), train=False)
     rng = np.random.default_rng(0)
     errors = [
         (fashion_mnist_look(catalogue_photo(image, variant, rng)).float() - image.float()).abs().mean().item()
         for image in images[:12]
     ]
-    assert np.mean(errors) < 22, errors
+    assert np.mean(errors) < 18, errors
 
 
 @pytest.mark.parametrize(("variant", "laid_on_a_card"), [("tinted", False), ("coloured", True), ("grey", True)])
