@@ -30,6 +30,7 @@ MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # 89,478,485: PIL's decompression-bomb boun
 TRIM_THRESHOLD = 0.05 * 255  # the dataset's: edges within 5 % of the corner colour are trimmed
 WORKING_SIDE = 1024  # a larger picture is shrunk to this first: its 28 × 28 result is the same, its memory bounded
 Invert = bool | Literal["auto"]
+Background = Literal["dark", "card", "tinted light"]
 
 
 def find_files(spec: str) -> list[Path]:
@@ -84,15 +85,28 @@ def balanced_gray(channels: np.ndarray) -> np.ndarray:
     Fashion-MNIST's backgrounds are exactly black after negation, and a model trained on them reads a grey one as
     part of the product."""
     level, tolerance = background_colour(channels)
-    luma = np.array([0.299, 0.587, 0.114]) if channels.shape[-1] == 3 else np.ones(1)
-    gray = channels @ luma
-    if darker_product(gray, float(level @ luma), tolerance):
-        if on_a_card(channels, gray, level, tolerance):
-            return np.where(card(channels, level, tolerance), 255.0, unblended(channels, level) @ luma).clip(0, 255)
+    kind = background_kind(channels, level, tolerance)
+    if kind == "card":
+        return np.where(card(channels, level, tolerance), 255.0, luma(unblended(channels, level))).clip(0, 255)
+    if kind == "tinted light":
         balanced = channels * (255.0 / np.maximum(level, 1.0))
     else:
         balanced = (channels - level) * (255.0 / np.maximum(255.0 - level, 1.0))
-    return (balanced @ luma).clip(0, 255)
+    return luma(balanced).clip(0, 255)
+
+
+def luma(channels: np.ndarray) -> np.ndarray:
+    """Grey levels of ``[..., C]`` colours by PIL's luma (ITU-R 601-2); a single channel as it is."""
+    return channels @ (np.array([0.299, 0.587, 0.114]) if channels.shape[-1] == 3 else np.ones(1))
+
+
+def background_kind(channels: np.ndarray, level: np.ndarray, tolerance: float) -> Background:
+    """What lies behind the product: a ``"dark"`` background under a lighter product, or under a darker one a
+    ``"card"`` (grey, coloured paper: :func:`on_a_card`) or the product's own background under a ``"tinted light"``."""
+    gray = luma(channels)
+    if not darker_product(gray, float(luma(level)), tolerance):
+        return "dark"
+    return "card" if on_a_card(channels, gray, level, tolerance) else "tinted light"
 
 
 def background_colour(channels: np.ndarray) -> tuple[np.ndarray, float]:
@@ -166,7 +180,7 @@ def _grown(mask: np.ndarray) -> np.ndarray:
     return grown
 
 
-def darker_product(gray: np.ndarray, level: float, tolerance: float = TRIM_THRESHOLD) -> bool:
+def darker_product(gray: np.ndarray, level: float, tolerance: float) -> bool:
     """Whether the product is darker than its background (a shop photo) rather than lighter (Fashion-MNIST's own
     look), judged by how far its pixels (those beyond ``tolerance`` of the background's level) reach below and above
     the background, each as a share of the room there is: on a mid-grey card a product's faint parts lie on one side,
