@@ -1,10 +1,13 @@
-"""Layers chosen by name in the networks' settings: activations, pooling, and the checks on structure settings."""
+"""Layers chosen by name in the networks' settings: activations, pooling, the trimmed convolution, and the checks on
+structure settings."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Literal
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cnn_lightning.errors import ConfigError, require_choice
@@ -31,6 +34,20 @@ def activation(name: str, *, flag: str) -> nn.Module:
 def pooling(name: str, *, flag: str, kernel_size: int = 2, stride: int = 2) -> nn.Module:
     """A fresh ``avg`` or ``max`` pooling layer."""
     return POOLING[require_choice(name, POOLING, flag=flag)](kernel_size=kernel_size, stride=stride)
+
+
+class TrimmedConv2d(nn.Conv2d):
+    """A stride-1 convolution without its output's last row and column, which a 2×2 stride-2 pooling (floor mode)
+    after an odd-sided map never reads: padded one less at the bottom and right (cropped by one where ``padding``
+    is 0). The same parameters as ``nn.Conv2d`` and, at every position it computes, the same outputs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad_h, pad_w = self.padding
+        x = F.pad(x, (pad_w, pad_w - 1, pad_h, pad_h - 1))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, trimmed=last row and column"
 
 
 def positive_ints(values: Sequence[int], *, flag: str, allow_empty: bool = False, allow_zero: bool = False) -> None:

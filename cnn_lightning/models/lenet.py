@@ -18,6 +18,7 @@ from cnn_lightning.models.batch_norm import BatchNormKind, batch_norm_layer
 from cnn_lightning.models.layers import (
     Activation,
     Pooling,
+    TrimmedConv2d,
     activation,
     pooling,
     positive_ints,
@@ -27,6 +28,9 @@ from cnn_lightning.models.layers import (
 from cnn_lightning.models.record import BookAccuracy, ModelRecord
 from cnn_lightning.scratch.shapes import flat_features
 from cnn_lightning.training.classifier import Classifier
+
+#: LeNet's layout settings (§7.6's exercises; ``trim_odd_maps`` for speed), shared by both networks.
+LAYOUT = ("activation", "pooling", "channels", "kernel_sizes", "paddings", "hidden_units", "dropout", "trim_odd_maps")
 
 #: The normalization after a layer, given its name (``conv1``, ``fc2``…), its width and 2 or 4 input dimensions.
 Norm = Callable[[str, int, int], "nn.Module | None"]
@@ -40,17 +44,24 @@ def lenet_features(
     paddings: Sequence[int],
     activation_name: str,
     pooling_name: str,
+    input_size: int,
+    trim_odd_maps: bool = False,
     norm: Norm | None = None,
 ) -> nn.Sequential:
-    """Convolution, [norm], activation and 2×2 stride-2 pooling for each entry of ``channels``."""
+    """Convolution, [norm], activation and 2×2 stride-2 pooling for each entry of ``channels``; with
+    ``trim_odd_maps``, a convolution whose map of ``input_size`` inputs comes out odd-sided is a
+    :class:`TrimmedConv2d`, leaving out the row and column the pooling drops."""
     layers: list[nn.Module] = []
+    size = input_size
     for index, (width, kernel, padding) in enumerate(zip(channels, kernel_sizes, paddings, strict=True), start=1):
-        layers.append(nn.Conv2d(in_channels, width, kernel_size=kernel, padding=padding))
+        side = size + 2 * padding - kernel + 1
+        trim = trim_odd_maps and side % 2 == 1 and side > 1
+        layers.append((TrimmedConv2d if trim else nn.Conv2d)(in_channels, width, kernel_size=kernel, padding=padding))
         if norm is not None and (layer := norm(f"conv{index}", width, 4)) is not None:
             layers.append(layer)
         layers += [activation(activation_name, flag="--model.init_args.activation")]
         layers += [pooling(pooling_name, flag="--model.init_args.pooling")]
-        in_channels = width
+        in_channels, size = width, (side - trim) // 2
     return nn.Sequential(*layers)
 
 
@@ -96,6 +107,8 @@ def lenet_network(hp: Any, *, input_size: int, norm: Norm | None = None) -> nn.S
         paddings=hp.paddings,
         activation_name=hp.activation,
         pooling_name=hp.pooling,
+        input_size=input_size,
+        trim_odd_maps=hp.get("trim_odd_maps", False),  # absent from runs saved before the setting
         norm=norm,
     )
     flat = flat_features(features, in_channels=hp.in_channels, input_size=input_size)
@@ -121,6 +134,10 @@ class LeNet(Classifier):
         paddings: padding of each convolution (the book pads the first by 2 to keep 28 px, the second not).
         hidden_units: width of each hidden fully connected layer; the output layer follows them.
         dropout: after each hidden fc layer's activation (the book: none; AlexNet's §8.1 exercise 7 adds it).
+        trim_odd_maps: a speed setting: a convolution whose output map has an odd side leaves out its last row and
+            column, which the pooling after it drops (a 7×7 map pooled to 3×3); the same parameters and, in
+            evaluation, the same outputs. Training differs only where batch norm follows (its batch statistics
+            then leave them out too). No effect on the book's layouts, whose maps are even.
     """
 
     record = ModelRecord(
@@ -133,7 +150,7 @@ class LeNet(Classifier):
         batch_size=256,
         book_accuracy=BookAccuracy(median=0.806, low=0.761, high=0.826),
         book_examples_per_sec=88_500,
-        structure=("activation", "pooling", "channels", "kernel_sizes", "paddings", "hidden_units", "dropout"),
+        structure=LAYOUT,
     )
 
     def __init__(
@@ -148,6 +165,7 @@ class LeNet(Classifier):
         paddings: tuple[int, ...] = (2, 0),
         hidden_units: tuple[int, ...] = (120, 84),
         dropout: float = 0.0,
+        trim_odd_maps: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(lr=lr, input_size=input_size, **kwargs)
@@ -167,7 +185,7 @@ class LeNetBN(Classifier):
         batch_norm_layers: the layers followed by batch norm (§8.5 exercise 3), of ``conv1``, ``conv2``, ``fc1``,
             ``fc2`` (the book: all four; ``conv3``… and ``fc3``… where the layout has more); ``[]`` leaves LeNet
             with the first convolution unpadded.
-        activation, pooling, channels, kernel_sizes, paddings, hidden_units, dropout: the layout, as
+        activation, pooling, channels, kernel_sizes, paddings, hidden_units, dropout, trim_odd_maps: the layout, as
             :class:`LeNet`'s settings (the defaults are this network's: sigmoid, average pooling, 6 and 16 channels
             of 5×5 unpadded, fc 120-84); the speedrun recipes widen it.
     """
@@ -185,7 +203,7 @@ class LeNetBN(Classifier):
         structure=(
             "batch_norm",
             "batch_norm_layers",
-            *("activation", "pooling", "channels", "kernel_sizes", "paddings", "hidden_units", "dropout"),
+            *LAYOUT,
         ),
     )
 
@@ -207,6 +225,7 @@ class LeNetBN(Classifier):
         paddings: tuple[int, ...] = (0, 0),
         hidden_units: tuple[int, ...] = (120, 84),
         dropout: float = 0.0,
+        trim_odd_maps: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(lr=lr, input_size=input_size, **kwargs)
